@@ -1,0 +1,17 @@
+"""Small synthetic artifacts for tests that need data but not the environment."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from worldmodels.data.episode import Episode
+
+
+def synthetic_episode(length: int = 12, seed: int = 0) -> Episode:
+    rng = np.random.default_rng(seed)
+    observations = rng.integers(0, 256, size=(length, 64, 64, 3), dtype=np.uint8)
+    actions = rng.uniform(-1, 1, size=(length, 3)).astype(np.float32)
+    rewards = rng.normal(size=length).astype(np.float32)
+    dones = np.zeros(length, bool)
+    dones[-1] = True
+    return Episode(observations, actions, rewards, dones)

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+
+from helpers import synthetic_episode
+from worldmodels.data.episode import (Episode, list_episodes, read_numpy, read_tfrecord, write_numpy,
+                                      write_tfrecord)
+from worldmodels.errors import WorldModelsError
+
+
+@pytest.mark.parametrize("write,read,suffix", [(write_tfrecord, read_tfrecord, ".tfrecord"),
+                                               (write_numpy, read_numpy, ".npz")])
+def test_round_trip(tmp_path, write, read, suffix):
+    episode = synthetic_episode(17)
+    path = tmp_path / f"episode_000003{suffix}"
+    write(path, episode)
+    loaded = read(path)
+    for name in Episode._fields:
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(episode, name))
+        assert getattr(loaded, name).dtype == getattr(episode, name).dtype
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporaries left
+
+
+def test_list_episodes_sorts_by_index_and_ignores_temporaries(tmp_path):
+    for index in (10, 2):
+        write_tfrecord(tmp_path / f"episode_{index:06d}.tfrecord", synthetic_episode(3))
+    (tmp_path / ".tmp-abc-episode_000005.tfrecord").write_bytes(b"partial")
+    assert [p.name for p in list_episodes(tmp_path)] == ["episode_000002.tfrecord", "episode_000010.tfrecord"]
+
+
+def test_truncated_and_corrupt_files_name_the_file(tmp_path):
+    path = tmp_path / "episode_000000.tfrecord"
+    write_tfrecord(path, synthetic_episode(20))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(WorldModelsError, match="episode_000000.tfrecord: corrupt or truncated"):
+        read_tfrecord(path)
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(WorldModelsError, match="episode_000000.tfrecord"):
+        read_tfrecord(path)
+
+
+def test_wrong_shapes_are_refused(tmp_path):
+    episode = synthetic_episode(4)
+    bad = episode._replace(observations=np.zeros((4, 96, 96, 3), np.uint8))
+    with pytest.raises(WorldModelsError, match="observations has shape"):
+        write_tfrecord(tmp_path / "episode_000000.tfrecord", bad)
+    assert not list(tmp_path.iterdir())
+    path = tmp_path / "episode_000001.npz"
+    np.savez(path, **bad._asdict())
+    with pytest.raises(WorldModelsError, match="episode_000001.npz: observations has shape"):
+        read_numpy(path)

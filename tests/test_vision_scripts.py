@@ -1,0 +1,105 @@
+"""The three foundation entry scripts, end to end as a user runs them, and their bad-input errors."""
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import error_line, run_script
+from worldmodels.data.episode import list_episodes, read_tfrecord
+from worldmodels.data.latent_stats import read_latents
+from worldmodels.paths import ArtifactTree
+
+TINY_VAE = ("--epochs", "2", "--batch_size", "16", "--log_every", "2", "--shuffle_buffer", "200")
+
+
+@pytest.fixture(scope="module")
+def sampled(tmp_path_factory) -> ArtifactTree:
+    """Two short random episodes, sampled once through the real script and copied per test."""
+    tree = ArtifactTree(tmp_path_factory.mktemp("sampled") / "experiments")
+    result = run_script("data/sample_policy.py", "--policy", "random", "--num_process", "2", "--total_episodes", "2",
+                        "--episode_length", "40", "--dtype", "tfrecord", root=tree.root)
+    assert "sampled 2 episodes" in result.stdout and "steps/s" in result.stdout
+    return tree
+
+
+@pytest.fixture
+def work(sampled, tree) -> ArtifactTree:
+    shutil.copytree(sampled.root, tree.root)
+    return tree
+
+
+def test_pipeline_sample_train_encode_and_resume(work):
+    episodes = list_episodes(work.random_rollouts)
+    assert len(episodes) == 2 and all(read_tfrecord(p).length == 40 for p in episodes)
+
+    result = run_script("vision/train_vae.py", "--load_model", "0", "--data", "local", "--dataset", "random",
+                        *TINY_VAE, root=work.root)
+    assert "trained VAE: 2 epochs" in result.stdout
+    rows = list(csv.DictReader(work.vae_log.open()))
+    assert rows and {"epoch", "step", "loss", "reconstruction", "kl"} <= set(rows[0])
+    assert all(np.isfinite(float(row["loss"])) for row in rows)
+    assert sorted(p.name for p in work.vae_images.iterdir())  # comparison images written
+    steps_before = int(rows[-1]["step"])
+
+    resumed = run_script("vision/train_vae.py", "--load_model", "1", "--epochs", "3", "--batch_size", "16",
+                         "--log_every", "2", root=work.root)
+    assert "trained VAE: 3 epochs" in resumed.stdout
+    rows = list(csv.DictReader(work.vae_log.open()))
+    assert int(rows[-1]["step"]) > steps_before and int(rows[-1]["epoch"]) == 2
+
+    encoded = run_script("data/sample_latent_stats.py", "--episode_start", "0", "--episodes", "2", "--data", "local",
+                         "--dataset", "random", root=work.root)
+    assert "encoded 2 episodes" in encoded.stdout
+    latents = read_latents(work.latent_stats / "random" / "episode_000000.npz")
+    assert latents.mu.shape == (40, 32) and latents.logvar.shape == (40, 32) and latents.actions.shape == (40, 3)
+    np.testing.assert_array_equal(latents.actions, read_tfrecord(episodes[0]).actions)
+    again = run_script("data/sample_latent_stats.py", "--episodes", "2", root=work.root)
+    assert "encoded 0 episodes (2 already current)" in again.stdout
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_episode_stops_training_with_its_name(work, damage):
+    run_script("vision/train_vae.py", *TINY_VAE, root=work.root)
+    saved = (work.vae_models / "vae.weights.h5").read_bytes()
+    path = work.random_rollouts / "episode_000001.tfrecord"
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) * 2 // 3]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    result = run_script("vision/train_vae.py", "--load_model", "1", "--epochs", "4", "--batch_size", "16",
+                        root=work.root, check=False)
+    assert "episode_000001.tfrecord: corrupt or truncated" in error_line(result)
+    assert (work.vae_models / "vae.weights.h5").read_bytes() == saved  # nothing saved was damaged
+    result = run_script("data/sample_latent_stats.py", "--episodes", "2", root=work.root, check=False)
+    assert "episode_000001.tfrecord" in error_line(result)
+
+
+def test_bad_inputs_give_one_line_errors(tree, work):
+    empty = ArtifactTree(tree.root.parent / "empty")
+    cases = [
+        (("vision/train_vae.py",), empty, "random-rollouts: folder not found"),
+        (("vision/train_vae.py", "--load_model", "1"), work, "no saved VAE checkpoint"),
+        (("vision/train_vae.py", "--dataset", "controller"), work, "controller-rollouts: folder not found"),
+        (("vision/train_vae.py", "--epochs", "0"), work, "--epochs must be >= 1"),
+        (("data/sample_latent_stats.py",), work, "no trained VAE found"),
+        (("data/sample_policy.py", "--total_episodes", "0"), work, "--total_episodes must be >= 1"),
+    ]
+    for args, where, message in cases:
+        assert message in error_line(run_script(*args, root=where.root, check=False)), args
+    (work.random_rollouts / "episode_000000.tfrecord").write_bytes(b"")
+    assert "episode_000000.tfrecord: empty episode file" in error_line(
+        run_script("vision/train_vae.py", root=work.root, check=False))
+    for path in work.random_rollouts.iterdir():
+        path.unlink()
+    assert "no episodes found" in error_line(run_script("vision/train_vae.py", root=work.root, check=False))
+
+
+def test_numpy_dtype_writes_npz(tree):
+    result = run_script("data/sample_policy.py", "--total_episodes", "1", "--episode_length", "10", "--dtype", "numpy",
+                        "--num_process", "1", root=tree.root)
+    assert "sampled 1 episodes" in result.stdout
+    assert [p.name for p in tree.random_rollouts.iterdir()] == ["episode_000000.npz"]

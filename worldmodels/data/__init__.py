@@ -1,0 +1,1 @@
+"""Data: the CarRacing environment, episode files, and the sampling entry scripts."""

@@ -1,0 +1,130 @@
+"""Encode every frame of every episode with V into (mu, logvar): the training data of M.
+
+One `.npz` per episode in `latent-stats/<dataset>/`, holding mu, logvar, actions, rewards,
+dones and the id of the VAE that made it, so stats from an older V are re-encoded rather
+than silently mixed with new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from worldmodels.cli import flag
+from worldmodels.data.episode import episode_filename, episode_index, list_episodes, read_tfrecord
+from worldmodels.errors import WorldModelsError
+from worldmodels.files import TEMP_PREFIX, atomic_path, remove_stale_temporaries
+from worldmodels.paths import DATASETS, ArtifactTree
+from worldmodels.progress import progress
+
+LATENT_SUFFIX = ".npz"
+
+
+@dataclass(frozen=True)
+class LatentStatsConfig:
+    """Flags of `sample_latent_stats.py` (upstream names)."""
+
+    episode_start: int = flag(0, "index of the first episode to encode")
+    episodes: int = flag(10000, "how many episodes (from episode_start) to encode, when present")
+    data: str = flag("local", "where the VAE and episodes come from", choices=("local", "s3"))
+    dataset: str = flag("random", "which rollouts to encode", choices=DATASETS)
+    batch_size: int = flag(1000, "frames per encoder call")
+
+    def validate(self) -> "LatentStatsConfig":
+        if self.episode_start < 0 or self.episodes < 1 or self.batch_size < 1:
+            raise WorldModelsError("--episode_start must be >= 0, --episodes and --batch_size >= 1")
+        return self
+
+
+class LatentEpisode(NamedTuple):
+    """V's statistics of one episode, aligned with its actions."""
+
+    mu: np.ndarray  # (T, latent_dim) float32
+    logvar: np.ndarray  # (T, latent_dim) float32
+    actions: np.ndarray  # (T, 3) float32
+    rewards: np.ndarray  # (T,) float32
+    dones: np.ndarray  # (T,) bool
+    vae_id: str  # fingerprint of the VAE weights that produced mu and logvar
+
+
+def vae_fingerprint(weights: Path) -> str:
+    """A short content hash of V's weights: which model a latent file came from."""
+    digest = hashlib.sha256()
+    with Path(weights).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def write_latents(path: Path, latents: LatentEpisode) -> None:
+    with atomic_path(path) as temp:
+        with temp.open("wb") as handle:
+            np.savez(handle, **latents._asdict())
+
+
+def read_latents(path: Path) -> LatentEpisode:
+    try:
+        with np.load(path) as arrays:
+            latents = LatentEpisode(*(arrays[key] for key in LatentEpisode._fields[:-1]), str(arrays["vae_id"]))
+    except FileNotFoundError:
+        raise WorldModelsError(f"{path}: latent stats file not found") from None
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise WorldModelsError(f"{path}: corrupt latent stats file ({error})") from None
+    length = len(latents.actions)
+    if latents.mu.shape != latents.logvar.shape or latents.mu.ndim != 2 or len(latents.mu) != length:
+        raise WorldModelsError(f"{path}: mu {latents.mu.shape}, logvar {latents.logvar.shape} and "
+                               f"actions {latents.actions.shape} do not line up")
+    return latents
+
+
+def list_latents(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted((path for path in folder.glob(f"episode_*{LATENT_SUFFIX}") if not path.name.startswith(TEMP_PREFIX)),
+                  key=episode_index)
+
+
+def _is_current(path: Path, vae_id: str) -> bool:
+    try:
+        with np.load(path) as arrays:
+            return str(arrays["vae_id"]) == vae_id
+    except Exception:  # a damaged file is simply re-encoded
+        return False
+
+
+def sample_latent_stats(config: LatentStatsConfig, tree: ArtifactTree) -> dict:
+    """Encode the chosen episodes; files already encoded by the same VAE are skipped (resume)."""
+    from worldmodels.vision.vae import WEIGHTS_NAME, encode_frames, load_vae
+
+    config.validate()
+    model = load_vae(tree.vae_models)
+    vae_id = vae_fingerprint(tree.vae_models / WEIGHTS_NAME)
+    wanted = range(config.episode_start, config.episode_start + config.episodes)
+    episodes = [path for path in list_episodes(tree.rollouts(config.dataset)) if episode_index(path) in wanted]
+    if not episodes:
+        raise WorldModelsError(f"{tree.rollouts(config.dataset)}: no episodes with index in "
+                               f"[{wanted.start}, {wanted.stop}) found; sample some with sample_policy.py")
+    output = tree.latent_stats / config.dataset
+    output.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(output)
+    pending = [path for path in episodes
+               if not _is_current(output / episode_filename(episode_index(path), LATENT_SUFFIX), vae_id)]
+    start, frames = time.monotonic(), 0
+    bar = progress(len(pending), "encoding episodes", unit="episode")
+    for path in pending:
+        episode = read_tfrecord(path)
+        mu, logvar = encode_frames(model, episode.observations, config.batch_size)
+        write_latents(output / episode_filename(episode_index(path), LATENT_SUFFIX),
+                      LatentEpisode(mu, logvar, episode.actions, episode.rewards, episode.dones, vae_id))
+        frames += episode.length
+        bar.update(1)
+    bar.close()
+    seconds = time.monotonic() - start
+    return {"encoded": len(pending), "skipped": len(episodes) - len(pending), "frames": frames,
+            "seconds": seconds, "folder": str(output), "vae_id": vae_id}

@@ -1,0 +1,32 @@
+"""Entry script: encode episodes with the trained VAE into per-episode latent statistics.
+
+    python worldmodels/data/sample_latent_stats.py --episode_start 0 --episodes 10000 --data local --dataset random
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from worldmodels.cli import add_config_arguments, config_from_args
+from worldmodels.errors import report_errors
+from worldmodels.paths import ArtifactTree
+from worldmodels.stages import fetch_stage_inputs
+
+
+@report_errors
+def main(argv: list[str] | None = None) -> None:
+    from worldmodels.data.latent_stats import LatentStatsConfig, sample_latent_stats
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_config_arguments(parser, LatentStatsConfig)
+    config = config_from_args(LatentStatsConfig, parser.parse_args(argv)).validate()
+    tree = ArtifactTree.from_env()
+    fetch_stage_inputs(config.data, tree, [tree.vae_models, tree.rollouts(config.dataset)])
+    summary = sample_latent_stats(config, tree)
+    rate = summary["frames"] / summary["seconds"] if summary["seconds"] > 0 else 0.0
+    print(f"encoded {summary['encoded']} episodes ({summary['skipped']} already current), {summary['frames']} frames "
+          f"in {summary['seconds']:.1f} s ({rate:.0f} frames/s) -> {summary['folder']}")
+
+
+if __name__ == "__main__":
+    main()

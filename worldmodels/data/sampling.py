@@ -1,0 +1,137 @@
+"""Sample episodes with the random policy, in parallel, resumable, one file per episode."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from worldmodels.cli import flag
+from worldmodels.data.env import DEFAULT_ENV_ID, make_env, preprocess
+from worldmodels.data.episode import (NUMPY_SUFFIX, TFRECORD_SUFFIX, Episode, episode_filename, write_numpy,
+                                      write_tfrecord)
+from worldmodels.data.policies import BrownianPolicy
+from worldmodels.errors import WorldModelsError
+from worldmodels.files import remove_stale_temporaries
+from worldmodels.paths import ArtifactTree
+from worldmodels.progress import progress
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Flags of `sample_policy.py`; names follow the upstream command lines."""
+
+    policy: str = flag("random", "who drives: a smoothed random walk, or a trained controller",
+                       choices=("random", "controller"))
+    num_process: int = flag(2, "worker processes, each with its own environment")
+    total_episodes: int = flag(10000, "episodes to sample (indices start_episode .. start_episode + N - 1)",
+                               aliases=("--episodes",))
+    episode_length: int = flag(1000, "maximum steps per episode")
+    start_episode: int = flag(0, "global index of the first episode")
+    dtype: str = flag("tfrecord", "file format of each episode", choices=("tfrecord", "numpy"))
+    seed: int = flag(0, "dataset seed; episode i uses a seed derived from (seed, i) only")
+    env_id: str = flag(DEFAULT_ENV_ID, "gymnasium environment id")
+    generation: str = flag("max", "controller generation: a number, 'max' (newest) or 'best' (best evaluated)")
+
+    def validate(self) -> "SamplingConfig":
+        for name in ("num_process", "total_episodes", "episode_length"):
+            if getattr(self, name) < 1:
+                raise WorldModelsError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if self.start_episode < 0:
+            raise WorldModelsError(f"--start_episode must be >= 0, got {self.start_episode}")
+        return self
+
+    @property
+    def suffix(self) -> str:
+        return TFRECORD_SUFFIX if self.dtype == "tfrecord" else NUMPY_SUFFIX
+
+    @property
+    def indices(self) -> range:
+        return range(self.start_episode, self.start_episode + self.total_episodes)
+
+
+def episode_seed(index: int, dataset_seed: int = 0) -> int:
+    """The environment and policy seed of episode `index`: a function of the index (and dataset) only."""
+    return int(np.random.SeedSequence([dataset_seed, index]).generate_state(1)[0])
+
+
+def run_random_episode(env, seed: int, episode_length: int) -> Episode:
+    """Drive one episode with the random-walk policy; the same seed gives the same episode."""
+    policy = BrownianPolicy(np.random.default_rng(seed))
+    frame, _ = env.reset(seed=seed)
+    observations, actions, rewards, dones = [], [], [], []
+    for _ in range(episode_length):
+        observation = preprocess(frame)
+        action = policy(observation)
+        frame, reward, terminated, truncated, _ = env.step(action)
+        observations.append(observation)
+        actions.append(action)
+        rewards.append(reward)
+        dones.append(terminated)
+        if terminated or truncated:
+            break
+    return Episode(np.stack(observations), np.stack(actions).astype(np.float32),
+                   np.asarray(rewards, np.float32), np.asarray(dones, bool))
+
+
+def write_episode(path: Path, episode: Episode) -> None:
+    (write_tfrecord if path.suffix == TFRECORD_SUFFIX else write_numpy)(path, episode)
+
+
+# Per-process state of the worker pool, set once by `_init_worker` so each process keeps one env.
+_worker: dict = {}
+
+
+def _init_worker(config: SamplingConfig, folder: Path) -> None:
+    _worker.update(config=config, folder=folder, env=make_env(config.episode_length, config.env_id))
+
+
+def _sample_one(index: int) -> tuple[int, int]:
+    config, folder = _worker["config"], _worker["folder"]
+    episode = run_random_episode(_worker["env"], episode_seed(index, config.seed), config.episode_length)
+    write_episode(folder / episode_filename(index, config.suffix), episode)
+    return index, episode.length
+
+
+def sample_random(config: SamplingConfig, tree: ArtifactTree,
+                  on_episode: Callable[[int, int], None] | None = None) -> dict:
+    """Sample every missing episode of `config.indices` into `random-rollouts/`; returns a summary."""
+    config.validate()
+    folder = tree.random_rollouts
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder)
+    pending = [index for index in config.indices if not (folder / episode_filename(index, config.suffix)).exists()]
+    skipped = config.total_episodes - len(pending)
+    start, frames = time.monotonic(), 0
+    bar = progress(len(pending), "sampling episodes", unit="episode")
+    processes = min(config.num_process, max(len(pending), 1))
+    if processes == 1:
+        _init_worker(config, folder)
+        results = map(_sample_one, pending)
+    else:
+        pool = multiprocessing.get_context("spawn").Pool(processes, _init_worker, (config, folder))
+        results = pool.imap_unordered(_sample_one, pending)
+    try:
+        for index, length in results:
+            frames += length
+            bar.set_postfix(frames=frames)
+            bar.update(1)
+            if on_episode:
+                on_episode(index, length)
+    finally:
+        bar.close()
+        if processes > 1:
+            pool.terminate()
+    seconds = time.monotonic() - start
+    return {"folder": str(folder), "episodes": len(pending), "skipped": skipped, "frames": frames,
+            "seconds": seconds, "steps_per_second": frames / seconds if seconds > 0 else 0.0}
+
+
+def summary_line(summary: dict) -> str:
+    return (f"sampled {summary['episodes']} episodes ({summary['skipped']} already complete), "
+            f"{summary['frames']} frames in {summary['seconds']:.1f} s, "
+            f"{summary['steps_per_second']:.1f} steps/s -> {summary['folder']}")

@@ -1,0 +1,86 @@
+"""Atomic file writes and append-only logs, so a killed stage never leaves a half-written artifact."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+TEMP_PREFIX = ".tmp-"
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `final`; rename it into place only if the block succeeds.
+
+    The temporary name keeps the final suffix (Keras insists on `.weights.h5`) and starts with a
+    dot so folder listings and globs of finished artifacts never see it.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = final.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{final.name}")
+    try:
+        yield temp
+        os.replace(temp, final)
+    finally:
+        if temp.exists():
+            temp.unlink()
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    with atomic_path(path) as temp:
+        temp.write_bytes(data)
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    write_bytes_atomic(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON artifact, turning a damaged file into a one-line error."""
+    from worldmodels.errors import WorldModelsError
+
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise WorldModelsError(f"{path}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise WorldModelsError(f"{path}: not valid JSON ({error})") from None
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Delete temporaries left by a killed run; returns how many were removed."""
+    removed = 0
+    if folder.is_dir():
+        for temp in folder.glob(f"{TEMP_PREFIX}*"):
+            if temp.is_file():
+                temp.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+class CsvLog:
+    """An append-only CSV with named columns: one flushed row per call, so `tail -f` follows it."""
+
+    def __init__(self, path: Path, columns: Sequence[str]):
+        self.path = Path(path)
+        self.columns = list(columns)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            with self.path.open("w", newline="") as handle:
+                csv.writer(handle).writerow(self.columns)
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        with self.path.open("a", newline="") as handle:
+            csv.writer(handle).writerow([_format(row.get(column, "")) for column in self.columns])
+            handle.flush()
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)

@@ -1,0 +1,31 @@
+"""Entry script: train the VAE (V) on sampled episodes.
+
+    python worldmodels/vision/train_vae.py --load_model 0 --data local --epochs 10 --dataset random
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from worldmodels.cli import add_config_arguments, config_from_args
+from worldmodels.errors import report_errors
+from worldmodels.paths import ArtifactTree
+from worldmodels.stages import fetch_stage_inputs
+
+
+@report_errors
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from worldmodels.vision.training import VAETrainingConfig, train_vae
+
+    add_config_arguments(parser, VAETrainingConfig)
+    config = config_from_args(VAETrainingConfig, parser.parse_args(argv)).validate()
+    tree = ArtifactTree.from_env()
+    fetch_stage_inputs(config.data, tree, [tree.rollouts(config.dataset)])
+    summary = train_vae(config, tree)
+    print(f"trained VAE: {summary['epochs']} epochs, {summary['steps']} steps on {summary['episodes']} episodes, "
+          f"{summary['images_per_second']:.0f} images/s, loss {summary.get('loss', float('nan')):.2f} -> {summary['model']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Training loop of V: streamed batches, CSV log, checkpoints to resume, comparison images."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from worldmodels.cli import flag
+from worldmodels.data.episode import list_episodes, read_tfrecord
+from worldmodels.errors import WorldModelsError
+from worldmodels.files import CsvLog, atomic_path
+from worldmodels.paths import DATASETS, ArtifactTree
+from worldmodels.progress import progress
+from worldmodels.vision.dataset import first_frames, frame_dataset
+from worldmodels.vision.vae import CONFIG_NAME, VAEConfig, build_vae, save_vae, vae_losses
+
+LOG_COLUMNS = ("time", "epoch", "step", "loss", "reconstruction", "kl", "kl_unclamped", "images_per_second")
+COMPARISON_IMAGES = 8
+
+
+@dataclass(frozen=True)
+class VAETrainingConfig:
+    """Flags of `train_vae.py` (upstream names), with the paper's defaults."""
+
+    load_model: int = flag(0, "1 resumes from the saved model and optimizer, 0 starts afresh", choices=(0, 1))
+    epochs: int = flag(10, "passes over the dataset (the paper used 1, its code 10)")
+    data: str = flag("local", "where episodes come from: local disk, or fetched from S3 first", choices=("local", "s3"))
+    dataset: str = flag("random", "which rollouts to train on", choices=DATASETS)
+    batch_size: int = flag(100, "frames per batch")
+    learning_rate: float = flag(1e-4, "Adam learning rate")
+    latent_dim: int = flag(32, "size of z")
+    kl_tolerance: float = flag(0.5, "KL floor per latent dimension, in nats")
+    shuffle_buffer: int = flag(20000, "frames held in the shuffle buffer (uint8, 12 KB each)")
+    log_every: int = flag(100, "steps between rows of training.csv")
+    save_every: int = flag(1000, "steps between checkpoints (one is also written at every epoch end)")
+    max_episodes: int = flag(0, "train on at most this many episodes (0: all)")
+    seed: int = flag(0, "seed of weights and shuffling")
+
+    def validate(self) -> "VAETrainingConfig":
+        for name in ("epochs", "batch_size", "latent_dim", "shuffle_buffer", "log_every", "save_every"):
+            if getattr(self, name) < 1:
+                raise WorldModelsError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise WorldModelsError(f"--learning_rate must be > 0, got {self.learning_rate}")
+        return self
+
+
+def episode_files(folder: Path, max_episodes: int = 0) -> list[Path]:
+    """Episode files to train on, with empty files refused up front."""
+    files = list_episodes(folder)
+    if not files:
+        raise WorldModelsError(f"{folder}: no episodes found (episode_*.tfrecord); sample some with sample_policy.py")
+    for path in files:
+        if path.stat().st_size == 0:
+            raise WorldModelsError(f"{path}: empty episode file; delete it and re-run sample_policy.py to resample it")
+    return files[:max_episodes] if max_episodes > 0 else files
+
+
+def find_bad_episode(files: list[Path]) -> WorldModelsError:
+    """After tf.data reported damage, read files one by one to name the culprit."""
+    for path in files:
+        try:
+            read_tfrecord(path)
+        except WorldModelsError as error:
+            return error
+    return WorldModelsError(f"{files[0].parent}: an episode file could not be read")
+
+
+class VAETrainer:
+    """Owns V, its optimizer and the checkpoint that lets `--load_model 1` resume."""
+
+    def __init__(self, config: VAETrainingConfig, tree: ArtifactTree):
+        self.config, self.tree = config.validate(), tree
+        keras.utils.set_random_seed(config.seed)
+        self.model = build_vae(VAEConfig(config.latent_dim, config.kl_tolerance))
+        self.optimizer = keras.optimizers.Adam(config.learning_rate)
+        self.optimizer.build(self.model.trainable_variables)
+        self.step = tf.Variable(0, dtype=tf.int64, name="step")
+        self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
+        checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step, epoch=self.epoch)
+        self.checkpoints = tf.train.CheckpointManager(checkpoint, str(tree.vae_models / "checkpoints"), max_to_keep=2)
+
+    def restore(self) -> None:
+        latest = self.checkpoints.latest_checkpoint
+        if latest is None:
+            raise WorldModelsError(f"{self.tree.vae_models}: no saved VAE checkpoint to resume; use --load_model 0")
+        saved = self.tree.vae_models / CONFIG_NAME
+        if saved.is_file():
+            from worldmodels.files import read_json
+            latent_dim = read_json(saved).get("latent_dim")
+            if latent_dim != self.config.latent_dim:
+                raise WorldModelsError(f"{saved}: saved VAE has latent_dim {latent_dim}, flags ask for {self.config.latent_dim}")
+        try:
+            self.checkpoints.checkpoint.restore(latest).assert_existing_objects_matched()
+        except (tf.errors.OpError, AssertionError, ValueError) as error:
+            raise WorldModelsError(f"{latest}: cannot restore VAE checkpoint ({str(error).splitlines()[0][:200]})") from None
+
+    def start_fresh(self) -> None:
+        """Drop resume checkpoints of an earlier run; its exported model stays until this run saves one."""
+        shutil.rmtree(self.tree.vae_models / "checkpoints", ignore_errors=True)
+
+    @tf.function(reduce_retracing=True)
+    def train_step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            losses = vae_losses(self.model, images)
+        gradients = tape.gradient(losses["loss"], self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
+        self.step.assign_add(1)
+        return losses
+
+    def save(self) -> None:
+        self.checkpoints.save(checkpoint_number=int(self.step.numpy()))
+        save_vae(self.model, self.tree.vae_models)
+
+    def save_comparison(self, images: tf.Tensor) -> Path:
+        """Originals on the top row, reconstructions (from mu) below, as one PNG."""
+        mu, _ = self.model.encode(images)
+        reconstructions = self.model.decode(mu)
+        rows = [np.concatenate(list(batch.numpy()), axis=1) for batch in (images, reconstructions)]
+        grid = (np.concatenate(rows, axis=0) * 255).round().clip(0, 255).astype(np.uint8)
+        path = self.tree.vae_images / f"epoch_{int(self.epoch.numpy()):03d}_step_{int(self.step.numpy()):07d}.png"
+        with atomic_path(path) as temp:
+            Image.fromarray(grid).save(temp, format="PNG")
+        return path
+
+
+def train_vae(config: VAETrainingConfig, tree: ArtifactTree) -> dict:
+    """Train V on `<dataset>-rollouts/`, resuming when asked; returns a summary of the run."""
+    config.validate()
+    files = episode_files(tree.rollouts(config.dataset), config.max_episodes)
+    trainer = VAETrainer(config, tree)
+    if config.load_model:
+        trainer.restore()
+    else:
+        trainer.start_fresh()
+    tree.vae_images.mkdir(parents=True, exist_ok=True)
+    log = CsvLog(tree.vae_log, LOG_COLUMNS)
+    try:
+        fixed_batch = first_frames(files, COMPARISON_IMAGES)
+        dataset = frame_dataset(files, config.batch_size, config.shuffle_buffer, seed=config.seed)
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError):
+        raise find_bad_episode(files) from None
+    start_time, images_seen, last_losses = time.monotonic(), 0, {}
+    while int(trainer.epoch.numpy()) < config.epochs:
+        bar = progress(None, f"VAE epoch {int(trainer.epoch.numpy()) + 1}/{config.epochs}", unit="batch")
+        window_start, window_images = time.monotonic(), 0
+        try:
+            for images in dataset:
+                losses = trainer.train_step(images)
+                batch = int(images.shape[0])
+                images_seen += batch
+                window_images += batch
+                bar.update(1)
+                step = int(trainer.step.numpy())
+                if step % config.log_every == 0:
+                    last_losses = {key: float(value) for key, value in losses.items()}
+                    rate = window_images / max(time.monotonic() - window_start, 1e-9)
+                    log.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "epoch": int(trainer.epoch.numpy()),
+                                "step": step, **last_losses, "images_per_second": rate})
+                    bar.set_postfix(loss=last_losses["loss"])
+                    window_start, window_images = time.monotonic(), 0
+                if step % config.save_every == 0:
+                    trainer.save()
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError):
+            raise find_bad_episode(files) from None
+        finally:
+            bar.close()
+        last_losses = {key: float(value) for key, value in losses.items()}
+        trainer.epoch.assign_add(1)
+        trainer.save()
+        trainer.save_comparison(fixed_batch)
+    seconds = time.monotonic() - start_time
+    return {"episodes": len(files), "steps": int(trainer.step.numpy()), "epochs": int(trainer.epoch.numpy()),
+            "images_per_second": images_seen / seconds if seconds > 0 else 0.0, **last_losses,
+            "model": str(tree.vae_models)}

@@ -1,0 +1,132 @@
+"""The paper's ConvVAE: 4 stride-2 convolutions down to a 32-d Gaussian, 4 transposed convolutions back."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from worldmodels.data.env import OBSERVATION_SHAPE
+from worldmodels.errors import WorldModelsError
+from worldmodels.files import atomic_path, read_json, write_json_atomic
+
+ENCODER_FILTERS = (32, 64, 128, 256)  # kernel 4, stride 2, valid: 64 -> 31 -> 14 -> 6 -> 2
+DECODER_LAYERS = ((128, 5), (64, 5), (32, 6))  # (filters, kernel), stride 2: 1 -> 5 -> 13 -> 30 -> 64
+WEIGHTS_NAME = "vae.weights.h5"
+CONFIG_NAME = "vae.json"
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Architecture of V, saved beside the weights so a model rebuilds itself on load."""
+
+    latent_dim: int = 32
+    kl_tolerance: float = 0.5  # KL is clamped below at kl_tolerance * latent_dim nats (the paper's 16)
+
+    @property
+    def kl_floor(self) -> float:
+        return self.kl_tolerance * self.latent_dim
+
+
+class ConvVAE(keras.Model):
+    """Encoder to (mu, logvar), reparameterised sample, decoder back to a 64x64x3 image in [0, 1]."""
+
+    def __init__(self, config: VAEConfig = VAEConfig(), **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.encoder = keras.Sequential(
+            [keras.Input(OBSERVATION_SHAPE)]
+            + [keras.layers.Conv2D(filters, 4, strides=2, activation="relu") for filters in ENCODER_FILTERS]
+            + [keras.layers.Flatten(), keras.layers.Dense(2 * config.latent_dim)],
+            name="encoder")
+        self.decoder = keras.Sequential(
+            [keras.Input((config.latent_dim,)), keras.layers.Dense(1024), keras.layers.Reshape((1, 1, 1024))]
+            + [keras.layers.Conv2DTranspose(filters, kernel, strides=2, activation="relu")
+               for filters, kernel in DECODER_LAYERS]
+            + [keras.layers.Conv2DTranspose(3, 6, strides=2, activation="sigmoid")],
+            name="decoder")
+
+    def encode(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Images in [0, 1] -> (mu, logvar), each (batch, latent_dim)."""
+        mu, logvar = tf.split(self.encoder(images), 2, axis=-1)
+        return mu, logvar
+
+    def decode(self, z: tf.Tensor) -> tf.Tensor:
+        return self.decoder(z)
+
+    def call(self, images: tf.Tensor, training: bool = False) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        mu, logvar = self.encode(images)
+        z = mu + tf.exp(0.5 * logvar) * tf.random.normal(tf.shape(mu))
+        return self.decode(z), mu, logvar
+
+
+def to_unit_float(images_uint8: tf.Tensor) -> tf.Tensor:
+    """uint8 pixels -> float32 in [0, 1]; the only place this conversion happens."""
+    return tf.cast(images_uint8, tf.float32) / 255.0
+
+
+def vae_losses(model: ConvVAE, images: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Per-batch mean of the paper's loss: summed squared error plus KL clamped below at the tolerance."""
+    reconstruction, mu, logvar = model(images, training=True)
+    squared_error = tf.reduce_sum(tf.square(images - reconstruction), axis=[1, 2, 3])
+    kl = -0.5 * tf.reduce_sum(1.0 + logvar - tf.square(mu) - tf.exp(logvar), axis=1)
+    clamped_kl = tf.maximum(kl, model.config.kl_floor)
+    reconstruction_loss = tf.reduce_mean(squared_error)
+    kl_loss = tf.reduce_mean(clamped_kl)
+    return {"loss": reconstruction_loss + kl_loss, "reconstruction": reconstruction_loss,
+            "kl": kl_loss, "kl_unclamped": tf.reduce_mean(kl)}
+
+
+def build_vae(config: VAEConfig = VAEConfig()) -> ConvVAE:
+    model = ConvVAE(config)
+    model(tf.zeros((1, *OBSERVATION_SHAPE)))  # create the variables
+    return model
+
+
+def save_vae(model: ConvVAE, folder: Path) -> Path:
+    """Export weights and config atomically; the config is written last and marks a complete model."""
+    folder = Path(folder)
+    with atomic_path(folder / WEIGHTS_NAME) as temp:
+        model.save_weights(str(temp))
+    write_json_atomic(folder / CONFIG_NAME, asdict(model.config))
+    return folder / WEIGHTS_NAME
+
+
+def load_vae(folder: Path) -> ConvVAE:
+    """Rebuild V from its saved config and weights; a missing or damaged model is a one-line error."""
+    folder = Path(folder)
+    weights, config_path = folder / WEIGHTS_NAME, folder / CONFIG_NAME
+    if not weights.is_file() or not config_path.is_file():
+        raise WorldModelsError(f"{folder}: no trained VAE found ({WEIGHTS_NAME} + {CONFIG_NAME}); run train_vae.py first")
+    try:
+        config = VAEConfig(**read_json(config_path))
+    except TypeError as error:
+        raise WorldModelsError(f"{config_path}: not a VAE config ({error})") from None
+    model = build_vae(config)
+    try:
+        model.load_weights(str(weights))
+    except Exception as error:  # h5py and Keras raise many types for a damaged file
+        raise WorldModelsError(f"{weights}: cannot load VAE weights ({str(error).splitlines()[0][:200]})") from None
+    return model
+
+
+def encode_frames(model: ConvVAE, frames_uint8: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """Encode uint8 frames in batches -> (mu, logvar) as float32 numpy arrays."""
+    encode = _compiled_encoder(model)
+    mus, logvars = [], []
+    for start in range(0, len(frames_uint8), batch_size):
+        mu, logvar = encode(tf.convert_to_tensor(frames_uint8[start:start + batch_size]))
+        mus.append(mu.numpy())
+        logvars.append(logvar.numpy())
+    return np.concatenate(mus), np.concatenate(logvars)
+
+
+def _compiled_encoder(model: ConvVAE):
+    if not hasattr(model, "_compiled_encode"):
+        signature = [tf.TensorSpec([None, *OBSERVATION_SHAPE], tf.uint8)]
+        model._compiled_encode = tf.function(lambda frames: model.encode(to_unit_float(frames)),
+                                             input_signature=signature, reduce_retracing=True)
+    return model._compiled_encode
