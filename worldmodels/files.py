@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import json
 import os
 import uuid
@@ -50,6 +51,15 @@ def read_json(path: Path) -> Any:
         raise WorldModelsError(f"{path}: file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise WorldModelsError(f"{path}: not valid JSON ({error})") from None
+
+
+def file_fingerprint(path: Path) -> str:
+    """A short content hash: which model an artifact was made with."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def remove_stale_temporaries(folder: Path) -> int:

@@ -47,8 +47,12 @@ class ArtifactTree:
             raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
         return self.random_rollouts if dataset == "random" else self.controller_rollouts
 
+    @property
+    def controller_samples_root(self) -> Path:
+        return self.root / "controller-samples"
+
     def controller_samples(self, seed: int | str) -> Path:
-        return self.root / "controller-samples" / str(seed)
+        return self.controller_samples_root / str(seed)
 
     # vision
     @property
@@ -103,3 +107,11 @@ class ArtifactTree:
     @property
     def evaluations(self) -> Path:
         return self.control / "evaluations"
+
+    @property
+    def best_controller(self) -> Path:
+        return self.control / "best"
+
+    def control_archive(self, name: str) -> Path:
+        """Where an earlier CMA-ES run is moved when V or M changed under it (the next generation)."""
+        return self.root / "control-archive" / name

@@ -7,7 +7,6 @@ than silently mixed with new ones.
 
 from __future__ import annotations
 
-import hashlib
 import time
 import zipfile
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import numpy as np
 from worldmodels.cli import flag
 from worldmodels.data.episode import episode_filename, episode_index, list_episodes, read_tfrecord
 from worldmodels.errors import WorldModelsError
-from worldmodels.files import TEMP_PREFIX, atomic_path, remove_stale_temporaries
+from worldmodels.files import TEMP_PREFIX, atomic_path, file_fingerprint, remove_stale_temporaries
 from worldmodels.paths import DATASETS, ArtifactTree
 from worldmodels.progress import progress
 
@@ -51,15 +50,6 @@ class LatentEpisode(NamedTuple):
     rewards: np.ndarray  # (T,) float32
     dones: np.ndarray  # (T,) bool
     vae_id: str  # fingerprint of the VAE weights that produced mu and logvar
-
-
-def vae_fingerprint(weights: Path) -> str:
-    """A short content hash of V's weights: which model a latent file came from."""
-    digest = hashlib.sha256()
-    with Path(weights).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 def write_latents(path: Path, latents: LatentEpisode) -> None:
@@ -104,7 +94,7 @@ def sample_latent_stats(config: LatentStatsConfig, tree: ArtifactTree) -> dict:
 
     config.validate()
     model = load_vae(tree.vae_models)
-    vae_id = vae_fingerprint(tree.vae_models / WEIGHTS_NAME)
+    vae_id = file_fingerprint(tree.vae_models / WEIGHTS_NAME)
     wanted = range(config.episode_start, config.episode_start + config.episodes)
     episodes = [path for path in list_episodes(tree.rollouts(config.dataset)) if episode_index(path) in wanted]
     if not episodes:

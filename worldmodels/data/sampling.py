@@ -19,6 +19,7 @@ from worldmodels.errors import WorldModelsError
 from worldmodels.files import remove_stale_temporaries
 from worldmodels.paths import ArtifactTree
 from worldmodels.progress import progress
+from worldmodels.seeds import SAMPLING, derive_seed
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class SamplingConfig:
 
 def episode_seed(index: int, dataset_seed: int = 0) -> int:
     """The environment and policy seed of episode `index`: a function of the index (and dataset) only."""
-    return int(np.random.SeedSequence([dataset_seed, index]).generate_state(1)[0])
+    return derive_seed(SAMPLING, dataset_seed, index)
 
 
 def run_random_episode(env, seed: int, episode_length: int) -> Episode:

@@ -1,0 +1,67 @@
+"""The full agent V + M + C as one compiled step over a batch of live episodes."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from worldmodels.control.controller import ControllerConfig, controller_actions
+from worldmodels.data.env import OBSERVATION_SHAPE
+from worldmodels.memory.mdn_rnn import MDNRNN, expected_next_latent, load_mdn_rnn
+from worldmodels.paths import ArtifactTree
+from worldmodels.vision.vae import ConvVAE, load_vae, to_unit_float
+from worldmodels.errors import WorldModelsError
+
+
+class StepRecord(NamedTuple):
+    """What `--dtype numpy` controller samples keep per step, besides observations and actions."""
+
+    mu: np.ndarray
+    logvar: np.ndarray
+    reconstruction: np.ndarray  # decoded mu, uint8
+    predicted_latent: np.ndarray  # M's expected z_{t+1}
+
+
+class Agent:
+    """Holds V and M once; `act` runs encoder, controller and LSTM step once per time step for the batch."""
+
+    def __init__(self, vae: ConvVAE, mdn_rnn: MDNRNN):
+        if vae.config.latent_dim != mdn_rnn.config.latent_dim:
+            raise WorldModelsError(f"VAE latent size {vae.config.latent_dim} does not match the MDN-RNN's "
+                                   f"{mdn_rnn.config.latent_dim}; retrain M on the current VAE's latent stats")
+        self.vae, self.mdn_rnn = vae, mdn_rnn
+        self.controller = ControllerConfig(vae.config.latent_dim, mdn_rnn.config.hidden_units)
+        hidden = mdn_rnn.config.hidden_units
+        signature = [tf.TensorSpec([None, *OBSERVATION_SHAPE], tf.uint8), tf.TensorSpec([None, hidden], tf.float32),
+                     tf.TensorSpec([None, hidden], tf.float32),
+                     tf.TensorSpec([None, self.controller.num_params], tf.float32)]
+        self._act = tf.function(self._step, input_signature=signature)
+        self._act_recorded = tf.function(lambda *args: self._step(*args, record=True), input_signature=signature)
+
+    @classmethod
+    def load(cls, tree: ArtifactTree) -> "Agent":
+        return cls(load_vae(tree.vae_models), load_mdn_rnn(tree.memory_models))
+
+    @property
+    def hidden_units(self) -> int:
+        return self.mdn_rnn.config.hidden_units
+
+    def _step(self, frames, h, c, params, record: bool = False):
+        # z is the encoder's mean: the same frame always gives the same action, so rollouts are repeatable.
+        mu, logvar = self.vae.encode(to_unit_float(frames))
+        actions = controller_actions(params, mu, h, self.controller)
+        mdn_params, h, c = self.mdn_rnn.step(mu, actions, h, c)
+        if not record:
+            return actions, h, c
+        reconstruction = tf.cast(tf.round(self.vae.decode(mu) * 255.0), tf.uint8)
+        return actions, h, c, (mu, logvar, reconstruction, expected_next_latent(mdn_params, self.mdn_rnn.config))
+
+    def act(self, frames: np.ndarray, h: np.ndarray, c: np.ndarray, params: np.ndarray, record: bool = False):
+        """Actions (batch, 3) and the next LSTM state; with `record`, also a StepRecord of numpy arrays."""
+        outputs = (self._act_recorded if record else self._act)(frames, h, c, params)
+        actions, h, c = (output.numpy() for output in outputs[:3])
+        if not record:
+            return actions, h, c, None
+        return actions, h, c, StepRecord(*(tensor.numpy() for tensor in outputs[3]))

@@ -1,0 +1,120 @@
+"""Environments in worker processes, stepped by batched requests from the process that runs the models.
+
+Each worker owns a fixed set of environment slots.  A request lists, per slot, either an action to
+step with or a seed to reset to; the reply carries the preprocessed observation, reward and done
+flag of each.  Requests are pipelined: the caller may send a second request before reading the
+first reply, which is how the rollout engine overlaps model compute with environment stepping.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from worldmodels.errors import WorldModelsError
+
+
+@dataclass(frozen=True)
+class SlotRequest:
+    slot: int  # the worker's local slot index
+    action: np.ndarray | None  # step with this action ...
+    seed: int | None = None  # ... or reset to this seed
+
+
+@dataclass(frozen=True)
+class SlotReply:
+    slot: int
+    observation: np.ndarray  # (64, 64, 3) uint8
+    reward: float
+    terminated: bool  # the episode ended (off the playfield, or the lap complete)
+    done: bool  # terminated or truncated: this slot needs a new episode
+
+
+def _worker_main(connection, env_id: str, episode_length: int) -> None:
+    from worldmodels.data.env import make_env, preprocess
+
+    envs: dict = {}
+    try:
+        while True:
+            command, requests = connection.recv()
+            if command == "close":
+                break
+            replies = []
+            for request in requests:
+                env = envs.get(request.slot)
+                if env is None:
+                    env = envs[request.slot] = make_env(episode_length, env_id)
+                if request.seed is not None:
+                    frame, _ = env.reset(seed=request.seed)
+                    reward, terminated, truncated = 0.0, False, False
+                else:
+                    frame, reward, terminated, truncated, _ = env.step(request.action)
+                replies.append(SlotReply(request.slot, preprocess(frame), float(reward), bool(terminated),
+                                         bool(terminated or truncated)))
+            connection.send(("ok", replies))
+    except (EOFError, KeyboardInterrupt):
+        pass
+    except Exception as error:  # report, then exit: the parent turns it into a one-line error
+        connection.send(("error", f"{type(error).__name__}: {error}"))
+    finally:
+        for env in envs.values():
+            env.close()
+
+
+class EnvPool:
+    """`num_process` workers; slot s lives in worker s % num_process as local slot s // num_process."""
+
+    def __init__(self, num_process: int, env_id: str, episode_length: int):
+        if num_process < 1:
+            raise WorldModelsError(f"--num_process must be >= 1, got {num_process}")
+        context = multiprocessing.get_context("spawn")
+        self.num_process = num_process
+        self.connections, self.processes = [], []
+        for _ in range(num_process):
+            parent, child = context.Pipe()
+            process = context.Process(target=_worker_main, args=(child, env_id, episode_length), daemon=True)
+            process.start()
+            child.close()
+            self.connections.append(parent)
+            self.processes.append(process)
+
+    def locate(self, slot: int) -> tuple[int, int]:
+        return slot % self.num_process, slot // self.num_process
+
+    def send(self, requests: dict[int, list[SlotRequest]]) -> list[int]:
+        """Send each worker its requests (keyed by worker); returns the workers to receive from."""
+        for worker, worker_requests in requests.items():
+            self.connections[worker].send(("step", worker_requests))
+        return list(requests)
+
+    def receive(self, workers: Sequence[int]) -> dict[int, list[SlotReply]]:
+        replies = {}
+        for worker in workers:
+            try:
+                status, payload = self.connections[worker].recv()
+            except (EOFError, ConnectionResetError):
+                raise WorldModelsError(f"environment worker {worker} died (out of memory? try fewer --num_process)") from None
+            if status == "error":
+                raise WorldModelsError(f"environment worker {worker} failed: {payload}")
+            replies[worker] = payload
+        return replies
+
+    def close(self) -> None:
+        for connection in self.connections:
+            try:
+                connection.send(("close", None))
+            except (BrokenPipeError, OSError):
+                pass
+        for process in self.processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.terminate()
+
+    def __enter__(self) -> "EnvPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,31 @@
+"""Entry script: evaluate a controller generation on new tracks, as the paper did (100 episodes).
+
+    python worldmodels/control/evaluate_controller.py --generation best --episodes 100
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from worldmodels.cli import add_config_arguments, config_from_args
+from worldmodels.errors import report_errors
+from worldmodels.paths import ArtifactTree
+from worldmodels.stages import fetch_stage_inputs
+
+
+@report_errors
+def main(argv: list[str] | None = None) -> None:
+    from worldmodels.control.evaluation import EvaluationConfig, evaluate_generation
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_config_arguments(parser, EvaluationConfig)
+    config = config_from_args(EvaluationConfig, parser.parse_args(argv)).validate()
+    tree = ArtifactTree.from_env()
+    fetch_stage_inputs(config.data, tree, [tree.vae_models, tree.memory_models, tree.control])
+    summary = evaluate_generation(config, tree)
+    print(f"generation {summary['generation']}: {summary['mean']:.1f} +- {summary['std']:.1f} over "
+          f"{summary['episodes']} episodes -> {summary['file']}")
+
+
+if __name__ == "__main__":
+    main()

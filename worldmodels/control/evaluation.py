@@ -1,0 +1,61 @@
+"""Evaluation as in the paper: a generation's controller on N new tracks, mean +- std of total reward."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from worldmodels.cli import flag
+from worldmodels.control.agent import Agent
+from worldmodels.control.generations import resolve_generation
+from worldmodels.control.rollout import EpisodeJob, RolloutEngine
+from worldmodels.data.env import DEFAULT_ENV_ID
+from worldmodels.errors import WorldModelsError
+from worldmodels.files import atomic_path, write_json_atomic
+from worldmodels.paths import ArtifactTree
+from worldmodels.progress import progress
+from worldmodels.seeds import FINAL_TEST, derive_seed
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Flags of `evaluate_controller.py`."""
+
+    generation: str = flag("max", "a generation number, 'max' (newest) or 'best' (best held-out mean)")
+    episodes: int = flag(100, "test episodes, each on a new track")
+    episode_length: int = flag(1000, "maximum steps per episode")
+    num_process: int = flag(os.cpu_count() or 1, "environment worker processes")
+    seed: int = flag(0, "seed of the test tracks (never used in training)")
+    data: str = flag("local", "where V, M and C come from", choices=("local", "s3"))
+    env_id: str = flag(DEFAULT_ENV_ID, "gymnasium environment id")
+
+    def validate(self) -> "EvaluationConfig":
+        for name in ("episodes", "episode_length", "num_process"):
+            if getattr(self, name) < 1:
+                raise WorldModelsError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        return self
+
+
+def evaluate_generation(config: EvaluationConfig, tree: ArtifactTree) -> dict:
+    """Score a generation on test tracks; per-episode scores go to `control/evaluations/`."""
+    config.validate()
+    agent = Agent.load(tree)
+    params, label = resolve_generation(tree, config.generation)
+    params = agent.controller.check(params, f"generation {label} parameters")
+    jobs = [EpisodeJob(derive_seed(FINAL_TEST, config.seed, index), 0) for index in range(config.episodes)]
+    bar = progress(len(jobs), f"evaluating generation {label}", unit="episode")
+    with RolloutEngine(agent, config.num_process, config.episode_length, config.env_id) as engine:
+        results = engine.run(params[None], jobs, on_result=lambda _: bar.update(1))
+    bar.close()
+    scores = np.array([result.total_reward for result in results], np.float32)
+    summary = {"generation": label, "episodes": len(scores), "mean": float(scores.mean()), "std": float(scores.std()),
+               "episode_length": config.episode_length, "seed": config.seed,
+               "seeds": [job.seed for job in jobs], "scores": scores.tolist()}
+    stem = f"generation_{label}_seed_{config.seed}_episodes_{config.episodes}"
+    with atomic_path(tree.evaluations / f"{stem}.npy") as temp:
+        np.save(temp, scores)
+    write_json_atomic(tree.evaluations / f"{stem}.json", summary)
+    summary["file"] = str(tree.evaluations / f"{stem}.json")
+    return summary

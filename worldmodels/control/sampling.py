@@ -1,0 +1,85 @@
+"""Sample episodes with a trained controller: TFRecords for the next generation, numpy arrays to study."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from worldmodels.control.agent import Agent
+from worldmodels.control.generations import resolve_generation
+from worldmodels.control.rollout import EpisodeJob, EpisodeResult, RolloutEngine
+from worldmodels.data.episode import Episode, episode_filename, write_tfrecord
+from worldmodels.data.sampling import SamplingConfig, episode_seed
+from worldmodels.files import TEMP_PREFIX
+from worldmodels.paths import ArtifactTree
+from worldmodels.progress import progress
+
+NUMPY_FIELDS = {  # file name in controller-samples/<seed>/ -> recorded array
+    "observations": "observations", "latents": "mu", "mu": "mu", "logvar": "logvar",
+    "reconstructions": "reconstructions", "actions": "actions", "rewards": "rewards", "dones": "dones",
+    "predicted_latents": "predicted_latents",
+}
+
+
+def write_sample_folder(folder: Path, steps: dict[str, np.ndarray]) -> None:
+    """One `.npy` per array in `controller-samples/<seed>/`, renamed into place as a whole folder."""
+    temp = folder.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{folder.name}")
+    temp.mkdir(parents=True)
+    try:
+        for name, key in NUMPY_FIELDS.items():
+            np.save(temp / f"{name}.npy", steps[key])
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(temp, folder)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def sample_controller(config: SamplingConfig, tree: ArtifactTree) -> str:
+    """Run the chosen generation on episodes `config.indices`; finished episodes are skipped (resume)."""
+    config.validate()
+    agent = Agent.load(tree)
+    params, label = resolve_generation(tree, config.generation)
+    params = agent.controller.check(params, f"generation {label} parameters")
+    seeds = {index: episode_seed(index, config.seed) for index in config.indices}
+    if config.dtype == "tfrecord":
+        folder = tree.controller_rollouts
+        target = {index: folder / episode_filename(index) for index in config.indices}
+    else:
+        folder = tree.controller_samples_root
+        target = {index: tree.controller_samples(seeds[index]) for index in config.indices}
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(f"{TEMP_PREFIX}*"):  # files and folders left by a killed run
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    pending = [index for index in config.indices if not target[index].exists()]
+    jobs = [EpisodeJob(seeds[index], 0) for index in pending]
+    bar = progress(len(jobs), f"sampling generation {label}", unit="episode")
+    start, frames = time.monotonic(), 0
+
+    def save(result: EpisodeResult) -> None:
+        nonlocal frames
+        steps, path = result.steps, target[pending[result.job]]
+        if config.dtype == "tfrecord":
+            write_tfrecord(path, Episode(steps["observations"], steps["actions"], steps["rewards"],
+                                         steps["dones"].astype(bool)))
+        else:
+            write_sample_folder(path, steps)
+        frames += result.length
+        bar.update(1)
+
+    if jobs:
+        with RolloutEngine(agent, config.num_process, config.episode_length, config.env_id) as engine:
+            results = engine.run(params[None], jobs, record=True, on_result=save)
+    else:
+        results = []
+    bar.close()
+    seconds = time.monotonic() - start
+    scores = [result.total_reward for result in results]
+    score = f", reward {np.mean(scores):.1f} +- {np.std(scores):.1f}" if scores else ""
+    return (f"sampled {len(jobs)} episodes with generation {label} ({len(config.indices) - len(jobs)} already "
+            f"complete), {frames} frames in {seconds:.1f} s{score} -> {folder}")

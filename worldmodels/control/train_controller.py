@@ -1,0 +1,33 @@
+"""Entry script: train the linear controller (C) with CMA-ES in the real environment.
+
+    python worldmodels/control/train_controller.py --popsize 64 --rollouts 16 --num_process 64
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from worldmodels.cli import add_config_arguments, config_from_args
+from worldmodels.errors import report_errors
+from worldmodels.paths import ArtifactTree
+from worldmodels.stages import fetch_stage_inputs
+
+
+@report_errors
+def main(argv: list[str] | None = None) -> None:
+    from worldmodels.control.training import ControllerTrainingConfig, train_controller
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_config_arguments(parser, ControllerTrainingConfig)
+    config = config_from_args(ControllerTrainingConfig, parser.parse_args(argv)).validate()
+    tree = ArtifactTree.from_env()
+    fetch_stage_inputs(config.data, tree, [tree.vae_models, tree.memory_models])
+    summaries = train_controller(config, tree)
+    if not summaries:
+        print(f"nothing to do: {config.generations} generations already finished in {tree.generations}")
+    else:
+        print(f"finished generation {summaries[-1]['generation']} -> {tree.generations}; log: {tree.rewards_log}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""CMA-ES over the controller's parameters, fitness measured in the real environment.
+
+Plain ask / tell: every generation's candidates run on the same training tracks (common random
+numbers make the ranking less noisy), and every `eval_every` generations the CMA-ES mean runs on
+held-out tracks; the best evaluated mean is kept, as the original did.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cma
+import numpy as np
+
+from worldmodels.cli import flag
+from worldmodels.control.agent import Agent
+from worldmodels.control.generations import (finished_generations, load_state, remove_unfinished, write_generation)
+from worldmodels.control.rollout import EpisodeJob, RolloutEngine
+from worldmodels.data.env import DEFAULT_ENV_ID
+from worldmodels.errors import WorldModelsError
+from worldmodels.files import CsvLog, atomic_path, file_fingerprint, read_json, write_json_atomic
+from worldmodels.paths import ArtifactTree
+from worldmodels.progress import progress
+from worldmodels.seeds import CMA_HELD_OUT, CMA_TRAINING, derive_seed
+
+REWARD_COLUMNS = ("generation", "mean", "best", "worst", "sigma", "seconds", "evaluation")
+EVALUATION_COLUMNS = ("generation", "mean", "std", "episodes", "best_so_far")
+# Flags that must not change when a run resumes: they define what the saved generations mean.
+FIXED_ON_RESUME = ("popsize", "rollouts", "episode_length", "sigma", "seed", "env_id")
+
+
+@dataclass(frozen=True)
+class ControllerTrainingConfig:
+    """Flags of `train_controller.py`, with the paper's defaults."""
+
+    generations: int = flag(2000, "generations to reach (re-running resumes after the last finished one)")
+    popsize: int = flag(64, "CMA-ES population size")
+    rollouts: int = flag(16, "episodes per candidate; fitness is their mean total reward")
+    episode_length: int = flag(1000, "maximum steps per episode")
+    num_process: int = flag(os.cpu_count() or 1, "environment worker processes")
+    envs_per_process: int = flag(8, "environments each worker steps per request")
+    sigma: float = flag(0.1, "initial CMA-ES step size")
+    eval_every: int = flag(25, "generations between held-out evaluations of the CMA-ES mean")
+    eval_episodes: int = flag(1024, "held-out episodes per evaluation")
+    seed: int = flag(0, "seed of CMA-ES and of the training tracks")
+    data: str = flag("local", "where V and M come from", choices=("local", "s3"))
+    env_id: str = flag(DEFAULT_ENV_ID, "gymnasium environment id")
+
+    def validate(self) -> "ControllerTrainingConfig":
+        for name in ("generations", "rollouts", "episode_length", "num_process", "envs_per_process", "eval_every",
+                     "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise WorldModelsError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if self.popsize < 2:
+            raise WorldModelsError(f"--popsize must be >= 2, got {self.popsize}")
+        if self.sigma <= 0:
+            raise WorldModelsError(f"--sigma must be > 0, got {self.sigma}")
+        return self
+
+
+def global_randn(*shape: int) -> np.ndarray:
+    """pycma's sampler, by reference: a pickled `np.random.randn` would carry a frozen copy of the
+    generator, so a resumed run would no longer follow the per-generation seeding below."""
+    return np.random.randn(*shape)
+
+
+def training_jobs(config: ControllerTrainingConfig, generation: int, candidates: int) -> list[EpisodeJob]:
+    seeds = [derive_seed(CMA_TRAINING, config.seed, generation, r) for r in range(config.rollouts)]
+    return [EpisodeJob(seed, candidate) for candidate in range(candidates) for seed in seeds]
+
+
+def held_out_jobs(episodes: int) -> list[EpisodeJob]:
+    """The fixed held-out tracks: the same for every generation and every run."""
+    return [EpisodeJob(derive_seed(CMA_HELD_OUT, index), 0) for index in range(episodes)]
+
+
+def model_fingerprints(tree: ArtifactTree) -> dict[str, str]:
+    """Which V and M a CMA-ES run was trained on."""
+    from worldmodels.memory.mdn_rnn import WEIGHTS_NAME as MDN_WEIGHTS
+    from worldmodels.vision.vae import WEIGHTS_NAME as VAE_WEIGHTS
+
+    return {"vae": file_fingerprint(tree.vae_models / VAE_WEIGHTS),
+            "mdn_rnn": file_fingerprint(tree.memory_models / MDN_WEIGHTS)}
+
+
+def archive_if_models_changed(tree: ArtifactTree, models: dict[str, str]) -> Path | None:
+    """Move an earlier run aside when V or M were retrained since (the upstream second generation)."""
+    path = tree.control / "config.json"
+    if not finished_generations(tree) or not path.is_file() or read_json(path).get("models") == models:
+        return None
+    archive = tree.control_archive(time.strftime("%Y%m%d-%H%M%S"))
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tree.control, archive)
+    return archive
+
+
+def _check_resume(config: ControllerTrainingConfig, tree: ArtifactTree) -> None:
+    path = tree.control / "config.json"
+    if not path.is_file():
+        return
+    saved = read_json(path)
+    changed = [f"--{name} {saved.get(name)} -> {getattr(config, name)}" for name in FIXED_ON_RESUME
+               if saved.get(name) != getattr(config, name)]
+    if changed:
+        raise WorldModelsError(f"{path}: cannot resume with changed flags ({', '.join(changed)}); "
+                               f"keep them, or move {tree.control} away to start a new run")
+
+
+class ControllerTrainer:
+    """One CMA-ES run: resumes from the newest finished generation folder."""
+
+    def __init__(self, config: ControllerTrainingConfig, tree: ArtifactTree, agent: Agent):
+        self.config, self.tree, self.agent = config.validate(), tree, agent
+        remove_unfinished(tree)
+        done = finished_generations(tree)
+        if done:
+            _check_resume(config, tree)
+            self.es = load_state(tree, done[-1])
+            if len(self.es.mean) != agent.controller.num_params:
+                raise WorldModelsError(f"{tree.generation(done[-1])}: optimizer has {len(self.es.mean)} parameters, "
+                                       f"the current V and M need {agent.controller.num_params}")
+            self.next_generation = done[-1] + 1
+        else:
+            options = {"popsize": config.popsize, "randn": global_randn, "verbose": -9}
+            self.es = cma.CMAEvolutionStrategy(np.zeros(agent.controller.num_params), config.sigma, options)
+            self.next_generation = 0
+        write_json_atomic(tree.control / "config.json", {**asdict(config), "models": model_fingerprints(tree)})
+        self.rewards_log = CsvLog(tree.rewards_log, REWARD_COLUMNS)
+        self.evaluation_log = CsvLog(tree.control / "evaluations.log", EVALUATION_COLUMNS)
+
+    def best_evaluation(self) -> float:
+        path = self.tree.best_controller / "best.json"
+        return read_json(path)["mean"] if path.is_file() else -np.inf
+
+    def run_generation(self, engine: RolloutEngine, generation: int) -> dict:
+        start = time.monotonic()
+        # pycma draws from numpy's global generator: seed it per generation so a resumed run repeats exactly.
+        np.random.seed(derive_seed(CMA_TRAINING, self.config.seed, generation, 1 << 20))
+        population = np.asarray(self.es.ask(), np.float32)
+        jobs = training_jobs(self.config, generation, len(population))
+        bar = progress(len(jobs), f"generation {generation}", unit="episode")
+        results = engine.run(population, jobs, on_result=lambda _: bar.update(1))
+        bar.close()
+        rewards = np.array([result.total_reward for result in results], np.float32).reshape(len(population), -1)
+        fitness = rewards.mean(axis=1)
+        self.es.tell(population.astype(np.float64), (-fitness).tolist())
+        summary = {"generation": generation, "mean": float(fitness.mean()), "best": float(fitness.max()),
+                   "worst": float(fitness.min()), "sigma": float(self.es.sigma), "seconds": 0.0, "evaluation": ""}
+        arrays = {"population-params": population, "best-params": population[int(np.argmax(fitness))],
+                  "mean-params": np.asarray(self.es.mean, np.float32), "epoch-results": rewards}
+        if (generation + 1) % self.config.eval_every == 0:
+            summary["evaluation"] = self.evaluate_mean(engine, generation, arrays["mean-params"])
+        summary["seconds"] = time.monotonic() - start
+        write_generation(self.tree, generation, arrays, self.es.pickle_dumps(), summary)
+        self.rewards_log.append(summary)
+        return summary
+
+    def evaluate_mean(self, engine: RolloutEngine, generation: int, mean_params: np.ndarray) -> float:
+        jobs = held_out_jobs(self.config.eval_episodes)
+        bar = progress(len(jobs), f"held-out evaluation {generation}", unit="episode")
+        scores = np.array([r.total_reward for r in engine.run(mean_params[None], jobs, on_result=lambda _: bar.update(1))])
+        bar.close()
+        mean = float(scores.mean())
+        best = max(mean, self.best_evaluation())
+        if mean >= best:
+            best_folder = self.tree.best_controller
+            with atomic_path(best_folder / "best-params.npy") as temp:
+                np.save(temp, mean_params)
+            write_json_atomic(best_folder / "best.json", {"generation": generation, "mean": mean,
+                                                          "std": float(scores.std()), "episodes": len(scores)})
+        self.evaluation_log.append({"generation": generation, "mean": mean, "std": float(scores.std()),
+                                    "episodes": len(scores), "best_so_far": best})
+        return mean
+
+
+def train_controller(config: ControllerTrainingConfig, tree: ArtifactTree) -> list[dict]:
+    """Run CMA-ES generations until `config.generations` exist; returns the summaries of this run's."""
+    config.validate()
+    agent = Agent.load(tree)
+    archive = archive_if_models_changed(tree, model_fingerprints(tree))
+    if archive:
+        print(f"note: V or M changed since the last CMA-ES run; it was moved to {archive} and a new run starts")
+    trainer = ControllerTrainer(config, tree, agent)
+    summaries = []
+    if trainer.next_generation >= config.generations:
+        return summaries
+    with RolloutEngine(agent, config.num_process, config.episode_length, config.env_id,
+                       config.envs_per_process) as engine:
+        for generation in range(trainer.next_generation, config.generations):
+            summary = trainer.run_generation(engine, generation)
+            summaries.append(summary)
+            evaluation = f", held-out {summary['evaluation']:.1f}" if summary["evaluation"] != "" else ""
+            print(f"generation {generation}: mean {summary['mean']:.1f}, best {summary['best']:.1f}, "
+                  f"worst {summary['worst']:.1f}, sigma {summary['sigma']:.4f}, {summary['seconds']:.1f} s"
+                  f"{evaluation}", flush=True)
+    return summaries

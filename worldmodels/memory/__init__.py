@@ -1,0 +1,1 @@
+"""Memory (M): the MDN-RNN that predicts the next latent from the current latent and action."""

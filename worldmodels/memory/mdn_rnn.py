@@ -1,0 +1,139 @@
+"""MDN-RNN: an LSTM over [z_t, a_t] whose output parameterises a mixture of Gaussians per latent dimension.
+
+The loss is the negative log-likelihood of z_{t+1} under that mixture, computed in log space with
+log-sum-exp; sigma is never clamped (upstream clamped it to >= 1, which caps how sharp M can be).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from worldmodels.errors import WorldModelsError
+from worldmodels.files import atomic_path, read_json, write_json_atomic
+
+WEIGHTS_NAME = "mdn_rnn.weights.h5"
+CONFIG_NAME = "mdn_rnn.json"
+LOG_SQRT_TWO_PI = 0.5 * math.log(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class MDNRNNConfig:
+    """Architecture of M, saved beside its weights."""
+
+    latent_dim: int = 32
+    action_dim: int = 3
+    hidden_units: int = 256  # LSTM size; h feeds the controller
+    mixtures: int = 5  # Gaussians per latent dimension
+
+    @property
+    def input_dim(self) -> int:
+        return self.latent_dim + self.action_dim
+
+    @property
+    def output_dim(self) -> int:
+        return self.latent_dim * self.mixtures * 3  # logit pi, mu, log sigma
+
+
+class MDNRNN(keras.Model):
+    """Sequence model for training (`call`) and a single batched step for rollouts (`step`)."""
+
+    def __init__(self, config: MDNRNNConfig = MDNRNNConfig(), **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.lstm = keras.layers.LSTM(config.hidden_units, return_sequences=True, return_state=True)
+        self.head = keras.layers.Dense(config.output_dim)
+
+    def call(self, inputs: tf.Tensor, initial_state=None, training: bool = False):
+        """(batch, time, latent+action) -> mixture parameters (batch, time, output_dim), h, c."""
+        outputs, h, c = self.lstm(inputs, initial_state=initial_state, training=training)
+        return self.head(outputs), h, c
+
+    def step(self, z: tf.Tensor, action: tf.Tensor, h: tf.Tensor, c: tf.Tensor):
+        """One time step for a whole batch of episodes: returns (mixture params, h, c)."""
+        output, (h, c) = self.lstm.cell(tf.concat([z, action], axis=-1), [h, c])
+        return self.head(output), h, c
+
+    def zero_state(self, batch: int) -> tuple[tf.Tensor, tf.Tensor]:
+        zeros = tf.zeros((batch, self.config.hidden_units))
+        return zeros, zeros
+
+
+def split_mixture(params: tf.Tensor, config: MDNRNNConfig):
+    """Flat head output -> (log pi, mu, log sigma), each (..., latent_dim, mixtures); log pi normalised."""
+    shape = tf.concat([tf.shape(params)[:-1], [config.latent_dim, config.mixtures * 3]], axis=0)
+    logit_pi, mu, log_sigma = tf.split(tf.reshape(params, shape), 3, axis=-1)
+    return tf.nn.log_softmax(logit_pi, axis=-1), mu, log_sigma
+
+
+def mixture_log_likelihood(log_pi: tf.Tensor, mu: tf.Tensor, log_sigma: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """log p(target) under the mixture, per latent dimension: log-sum-exp over components."""
+    target = tf.expand_dims(target, -1)
+    standardised = (target - mu) * tf.exp(-log_sigma)
+    component = -0.5 * tf.square(standardised) - log_sigma - LOG_SQRT_TWO_PI
+    return tf.reduce_logsumexp(log_pi + component, axis=-1)
+
+
+def mdn_loss(params: tf.Tensor, target: tf.Tensor, mask: tf.Tensor, config: MDNRNNConfig) -> tf.Tensor:
+    """Mean negative log-likelihood per latent dimension over the valid (mask = 1) time steps."""
+    log_likelihood = mixture_log_likelihood(*split_mixture(params, config), target)  # (batch, time, latent)
+    mask = tf.cast(mask, log_likelihood.dtype)[..., None]
+    total = tf.reduce_sum(-log_likelihood * mask)
+    return total / tf.maximum(tf.reduce_sum(mask) * config.latent_dim, 1.0)
+
+
+def expected_next_latent(params: tf.Tensor, config: MDNRNNConfig) -> tf.Tensor:
+    """The mixture's mean, sum_k pi_k mu_k: a deterministic prediction of z_{t+1}."""
+    log_pi, mu, _ = split_mixture(params, config)
+    return tf.reduce_sum(tf.exp(log_pi) * mu, axis=-1)
+
+
+def sample_next_latent(params: tf.Tensor, config: MDNRNNConfig, temperature: float = 1.0, seed=None) -> tf.Tensor:
+    """Sample z_{t+1}: temperature divides the logits and scales the std by sqrt(temperature)."""
+    log_pi, mu, log_sigma = split_mixture(params, config)
+    logits = log_pi / temperature
+    flat_logits = tf.reshape(logits, [-1, config.mixtures])
+    component = tf.random.stateless_categorical(flat_logits, 1, seed) if seed is not None else \
+        tf.random.categorical(flat_logits, 1)
+    one_hot = tf.reshape(tf.one_hot(component[:, 0], config.mixtures), tf.shape(mu))
+    chosen_mu = tf.reduce_sum(one_hot * mu, axis=-1)
+    chosen_sigma = tf.reduce_sum(one_hot * tf.exp(log_sigma), axis=-1) * math.sqrt(temperature)
+    noise = tf.random.stateless_normal(tf.shape(chosen_mu), seed) if seed is not None else \
+        tf.random.normal(tf.shape(chosen_mu))
+    return chosen_mu + chosen_sigma * noise
+
+
+def build_mdn_rnn(config: MDNRNNConfig = MDNRNNConfig()) -> MDNRNN:
+    model = MDNRNN(config)
+    model(tf.zeros((1, 1, config.input_dim)))
+    return model
+
+
+def save_mdn_rnn(model: MDNRNN, folder: Path) -> Path:
+    folder = Path(folder)
+    with atomic_path(folder / WEIGHTS_NAME) as temp:
+        model.save_weights(str(temp))
+    write_json_atomic(folder / CONFIG_NAME, asdict(model.config))
+    return folder / WEIGHTS_NAME
+
+
+def load_mdn_rnn(folder: Path) -> MDNRNN:
+    folder = Path(folder)
+    weights, config_path = folder / WEIGHTS_NAME, folder / CONFIG_NAME
+    if not weights.is_file() or not config_path.is_file():
+        raise WorldModelsError(f"{folder}: no trained MDN-RNN found ({WEIGHTS_NAME} + {CONFIG_NAME}); "
+                               "run train_memory.py first")
+    try:
+        config = MDNRNNConfig(**read_json(config_path))
+    except TypeError as error:
+        raise WorldModelsError(f"{config_path}: not an MDN-RNN config ({error})") from None
+    model = build_mdn_rnn(config)
+    try:
+        model.load_weights(str(weights))
+    except Exception as error:  # h5py and Keras raise many types for a damaged file
+        raise WorldModelsError(f"{weights}: cannot load MDN-RNN weights ({str(error).splitlines()[0][:200]})") from None
+    return model

@@ -1,0 +1,31 @@
+"""Entry script: train the MDN-RNN (M) on the latent statistics.
+
+    python worldmodels/memory/train_memory.py --load_model 0 --epochs 40
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from worldmodels.cli import add_config_arguments, config_from_args
+from worldmodels.errors import report_errors
+from worldmodels.paths import ArtifactTree
+from worldmodels.stages import fetch_stage_inputs
+
+
+@report_errors
+def main(argv: list[str] | None = None) -> None:
+    from worldmodels.memory.training import MemoryTrainingConfig, train_memory
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_config_arguments(parser, MemoryTrainingConfig)
+    config = config_from_args(MemoryTrainingConfig, parser.parse_args(argv)).validate()
+    tree = ArtifactTree.from_env()
+    fetch_stage_inputs(config.data, tree, [tree.latent_stats, tree.vae_models])
+    summary = train_memory(config, tree)
+    print(f"trained MDN-RNN: {summary['epochs']} epochs, {summary['steps']} steps on {summary['episodes']} episodes, "
+          f"{summary['sequences_per_second']:.1f} sequences/s, loss {summary['loss']:.3f} -> {summary['model']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Training loop of M on the latent statistics: whole episodes, masked, z re-sampled every batch."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from worldmodels.cli import flag
+from worldmodels.data.latent_stats import LatentEpisode, list_latents, read_latents
+from worldmodels.errors import WorldModelsError
+from worldmodels.files import CsvLog, file_fingerprint, read_json
+from worldmodels.paths import DATASETS, ArtifactTree
+from worldmodels.progress import progress
+from worldmodels.memory.mdn_rnn import MDNRNNConfig, build_mdn_rnn, mdn_loss, save_mdn_rnn
+
+LOG_COLUMNS = ("time", "epoch", "step", "loss", "sequences_per_second")
+
+
+@dataclass(frozen=True)
+class MemoryTrainingConfig:
+    """Flags of `train_memory.py`, with the paper's defaults."""
+
+    load_model: int = flag(0, "1 resumes from the saved model and optimizer, 0 starts afresh", choices=(0, 1))
+    epochs: int = flag(40, "passes over the episodes (the paper: about 4,000 steps of batch 100 on 10k episodes)")
+    data: str = flag("local", "where the latent stats come from", choices=("local", "s3"))
+    dataset: str = flag("all", "latent stats to train on: all those of the current VAE, or one dataset",
+                        choices=("all", *DATASETS))
+    batch_size: int = flag(100, "episodes per batch")
+    learning_rate: float = flag(1e-3, "Adam learning rate")
+    seq_length: int = flag(0, "time steps per training sequence; 0 trains on whole episodes")
+    hidden_units: int = flag(256, "LSTM size")
+    mixtures: int = flag(5, "Gaussians per latent dimension")
+    gradient_clip: float = flag(1.0, "clip each gradient element to +- this value")
+    log_every: int = flag(10, "steps between rows of training.csv")
+    seed: int = flag(0, "seed of weights, batches and z re-sampling")
+
+    def validate(self) -> "MemoryTrainingConfig":
+        for name in ("epochs", "batch_size", "hidden_units", "mixtures", "log_every"):
+            if getattr(self, name) < 1:
+                raise WorldModelsError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if self.seq_length < 0 or self.seq_length == 1:
+            raise WorldModelsError(f"--seq_length must be 0 (whole episodes) or >= 2, got {self.seq_length}")
+        if self.learning_rate <= 0 or self.gradient_clip <= 0:
+            raise WorldModelsError("--learning_rate and --gradient_clip must be > 0")
+        return self
+
+
+class LatentDataset(NamedTuple):
+    """All episodes padded to the longest: (episodes, time, ...) arrays and each episode's length."""
+
+    mu: np.ndarray
+    logvar: np.ndarray
+    actions: np.ndarray
+    lengths: np.ndarray
+
+    @property
+    def latent_dim(self) -> int:
+        return self.mu.shape[-1]
+
+
+def load_latent_dataset(tree: ArtifactTree, dataset: str) -> LatentDataset:
+    """Latent stats made by the current VAE, checked against it, padded into arrays."""
+    from worldmodels.vision.vae import CONFIG_NAME, WEIGHTS_NAME
+
+    folders = [tree.latent_stats / name for name in (DATASETS if dataset == "all" else (dataset,))]
+    files = [path for folder in folders for path in list_latents(folder)]
+    if not files:
+        raise WorldModelsError(f"{tree.latent_stats}: no latent stats found; run sample_latent_stats.py first")
+    weights = tree.vae_models / WEIGHTS_NAME
+    current = file_fingerprint(weights) if weights.is_file() else None
+    vae_latent_dim = read_json(tree.vae_models / CONFIG_NAME)["latent_dim"] if current else None
+    episodes: list[LatentEpisode] = []
+    stale = 0
+    for path in files:
+        latents = read_latents(path)
+        if vae_latent_dim is not None and latents.mu.shape[1] != vae_latent_dim:
+            raise WorldModelsError(f"{path}: latents have {latents.mu.shape[1]} dimensions but the VAE in "
+                                   f"{tree.vae_models} has {vae_latent_dim}; re-run sample_latent_stats.py")
+        if current is not None and latents.vae_id != current:
+            stale += 1
+            continue
+        if len(latents.actions) < 2:
+            continue  # no transition to learn from
+        episodes.append(latents)
+    if not episodes:
+        raise WorldModelsError(f"{tree.latent_stats}: all {stale} latent stats files were made by another VAE; "
+                               "re-run sample_latent_stats.py with the current one")
+    if stale:
+        print(f"note: skipping {stale} latent stats files made by an earlier VAE", flush=True)
+    dims = {latents.mu.shape[1] for latents in episodes}
+    if len(dims) > 1:
+        raise WorldModelsError(f"{tree.latent_stats}: latent stats disagree on the latent size {sorted(dims)}")
+    lengths = np.array([len(latents.actions) for latents in episodes])
+    longest, latent_dim = lengths.max(), dims.pop()
+    mu = np.zeros((len(episodes), longest, latent_dim), np.float32)
+    logvar = np.zeros_like(mu)
+    actions = np.zeros((len(episodes), longest, episodes[0].actions.shape[1]), np.float32)
+    for row, latents in enumerate(episodes):
+        mu[row, : lengths[row]] = latents.mu
+        logvar[row, : lengths[row]] = latents.logvar
+        actions[row, : lengths[row]] = latents.actions
+    return LatentDataset(mu, logvar, actions, lengths)
+
+
+def make_batch(data: LatentDataset, rows: np.ndarray, seq_length: int, rng: np.random.Generator):
+    """Inputs [z_t, a_t], targets z_{t+1} and the valid-step mask of a batch, with z freshly sampled."""
+    transitions = data.lengths[rows] - 1
+    window = int(transitions.max()) if seq_length == 0 else seq_length
+    if seq_length == 0:
+        starts = np.zeros(len(rows), int)
+    else:
+        starts = np.array([rng.integers(0, max(count - window, 0) + 1) for count in transitions])
+    steps = starts[:, None] + np.arange(window + 1)[None, :]
+    steps_clipped = np.minimum(steps, data.mu.shape[1] - 1)
+    mu = data.mu[rows[:, None], steps_clipped]
+    sigma = np.exp(0.5 * data.logvar[rows[:, None], steps_clipped])
+    z = mu + sigma * rng.standard_normal(mu.shape).astype(np.float32)
+    actions = data.actions[rows[:, None], steps_clipped[:, :-1]]
+    inputs = np.concatenate([z[:, :-1], actions], axis=-1)
+    mask = (steps[:, 1:] <= transitions[:, None]).astype(np.float32)
+    return inputs.astype(np.float32), z[:, 1:].astype(np.float32), mask
+
+
+class MemoryTrainer:
+    """Owns M, its optimizer and the checkpoint that lets `--load_model 1` resume."""
+
+    def __init__(self, config: MemoryTrainingConfig, tree: ArtifactTree, latent_dim: int, action_dim: int = 3):
+        self.config, self.tree = config.validate(), tree
+        keras.utils.set_random_seed(config.seed)
+        self.model = build_mdn_rnn(MDNRNNConfig(latent_dim, action_dim, config.hidden_units, config.mixtures))
+        self.optimizer = keras.optimizers.Adam(config.learning_rate, clipvalue=config.gradient_clip)
+        self.optimizer.build(self.model.trainable_variables)
+        self.step = tf.Variable(0, dtype=tf.int64, name="step")
+        self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
+        checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step, epoch=self.epoch)
+        self.checkpoints = tf.train.CheckpointManager(checkpoint, str(tree.memory_models / "checkpoints"), max_to_keep=2)
+
+    def restore(self) -> None:
+        from worldmodels.memory.mdn_rnn import CONFIG_NAME
+
+        latest = self.checkpoints.latest_checkpoint
+        if latest is None:
+            raise WorldModelsError(f"{self.tree.memory_models}: no saved MDN-RNN checkpoint to resume; use --load_model 0")
+        saved = self.tree.memory_models / CONFIG_NAME
+        if saved.is_file() and MDNRNNConfig(**read_json(saved)) != self.model.config:
+            raise WorldModelsError(f"{saved}: saved MDN-RNN {read_json(saved)} does not match the flags and "
+                                   f"latent stats ({asdict(self.model.config)}); use --load_model 0")
+        try:
+            self.checkpoints.checkpoint.restore(latest).assert_existing_objects_matched()
+        except (tf.errors.OpError, AssertionError, ValueError) as error:
+            raise WorldModelsError(f"{latest}: cannot restore MDN-RNN checkpoint ({str(error).splitlines()[0][:200]})") from None
+
+    def start_fresh(self) -> None:
+        shutil.rmtree(self.tree.memory_models / "checkpoints", ignore_errors=True)
+
+    @tf.function(reduce_retracing=True)
+    def train_step(self, inputs: tf.Tensor, targets: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            params, _, _ = self.model(inputs, training=True)
+            loss = mdn_loss(params, targets, mask, self.model.config)
+        gradients = tape.gradient(loss, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
+        self.step.assign_add(1)
+        return loss
+
+    def save(self) -> None:
+        self.checkpoints.save(checkpoint_number=int(self.step.numpy()))
+        save_mdn_rnn(self.model, self.tree.memory_models)
+
+
+def train_memory(config: MemoryTrainingConfig, tree: ArtifactTree) -> dict:
+    """Train M on `latent-stats/`, resuming when asked; returns a summary."""
+    config.validate()
+    data = load_latent_dataset(tree, config.dataset)
+    trainer = MemoryTrainer(config, tree, data.latent_dim, data.actions.shape[-1])
+    if config.load_model:
+        trainer.restore()
+    else:
+        trainer.start_fresh()
+    log = CsvLog(tree.memory_log, LOG_COLUMNS)
+    episodes = len(data.lengths)
+    batch_size = min(config.batch_size, episodes)
+    start, sequences, loss = time.monotonic(), 0, float("nan")
+    while int(trainer.epoch.numpy()) < config.epochs:
+        epoch = int(trainer.epoch.numpy())
+        rng = np.random.default_rng([config.seed, epoch])  # batches depend on the epoch only: resumable
+        order = rng.permutation(episodes)
+        batches = [order[i: i + batch_size] for i in range(0, episodes, batch_size)]
+        bar = progress(len(batches), f"MDN-RNN epoch {epoch + 1}/{config.epochs}", unit="batch")
+        window_start, window_sequences = time.monotonic(), 0
+        for rows in batches:
+            loss = float(trainer.train_step(*make_batch(data, rows, config.seq_length, rng)))
+            if not np.isfinite(loss):
+                raise WorldModelsError(f"MDN-RNN loss became {loss} at step {int(trainer.step.numpy())}; "
+                                       "lower --learning_rate (the last good model is kept)")
+            sequences += len(rows)
+            window_sequences += len(rows)
+            bar.update(1)
+            bar.set_postfix(loss=loss)
+            step = int(trainer.step.numpy())
+            if step % config.log_every == 0:
+                rate = window_sequences / max(time.monotonic() - window_start, 1e-9)
+                log.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "epoch": epoch, "step": step, "loss": loss,
+                            "sequences_per_second": rate})
+                window_start, window_sequences = time.monotonic(), 0
+        bar.close()
+        trainer.epoch.assign_add(1)
+        trainer.save()
+    seconds = time.monotonic() - start
+    return {"episodes": episodes, "steps": int(trainer.step.numpy()), "epochs": int(trainer.epoch.numpy()),
+            "loss": loss, "sequences_per_second": sequences / seconds if seconds > 0 else 0.0,
+            "model": str(tree.memory_models)}
