@@ -15,3 +15,15 @@ def synthetic_episode(length: int = 12, seed: int = 0) -> Episode:
     dones = np.zeros(length, bool)
     dones[-1] = True
     return Episode(observations, actions, rewards, dones)
+
+
+def save_tiny_agent(tree, hidden_units: int = 16) -> None:
+    """An untrained V and a small M in the artifact tree: enough to drive the real environment."""
+    import keras
+
+    from worldmodels.memory.mdn_rnn import MDNRNNConfig, build_mdn_rnn, save_mdn_rnn
+    from worldmodels.vision.vae import build_vae, save_vae
+
+    keras.utils.set_random_seed(0)
+    save_vae(build_vae(), tree.vae_models)
+    save_mdn_rnn(build_mdn_rnn(MDNRNNConfig(hidden_units=hidden_units)), tree.memory_models)

@@ -1,0 +1,130 @@
+"""CMA-ES, controller sampling and evaluation through the real entry scripts, on tiny settings."""
+
+import csv
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO, error_line, run_script
+from helpers import save_tiny_agent
+from worldmodels.control.generations import finished_generations
+from worldmodels.data.episode import list_episodes, read_tfrecord
+from worldmodels.paths import HOME_VARIABLE
+
+TINY_CMA = ("--popsize", "4", "--rollouts", "2", "--episode_length", "25", "--num_process", "2",
+            "--eval_every", "2", "--eval_episodes", "2")
+GENERATION_FILES = {"population-params.npy", "best-params.npy", "mean-params.npy", "epoch-results.npy",
+                    "es-state.pkl", "generation.json"}
+
+
+@pytest.fixture
+def agent_tree(tree):
+    save_tiny_agent(tree)
+    return tree
+
+
+def test_one_generation_end_to_end(agent_tree):
+    tree = agent_tree
+    result = run_script("control/train_controller.py", "--generations", "2", *TINY_CMA, root=tree.root)
+    assert "generation 1: mean" in result.stdout and "held-out" in result.stdout
+    assert finished_generations(tree) == [0, 1]
+    folder = tree.generation(1)
+    assert {p.name for p in folder.iterdir()} == GENERATION_FILES
+    assert np.load(folder / "population-params.npy").shape == (4, 32 * 3 + 16 * 3 + 3)
+    assert np.load(folder / "epoch-results.npy").shape == (4, 2)
+    rows = list(csv.DictReader(tree.rewards_log.open()))
+    assert [row["generation"] for row in rows] == ["0", "1"]
+    assert set(rows[0]) == {"generation", "mean", "best", "worst", "sigma", "seconds", "evaluation"}
+    assert rows[1]["evaluation"] != "" and (tree.best_controller / "best-params.npy").is_file()
+    again = run_script("control/train_controller.py", "--generations", "2", *TINY_CMA, root=tree.root)
+    assert "nothing to do" in again.stdout
+
+
+def test_killed_run_resumes_exactly(agent_tree, tmp_path):
+    tree = agent_tree
+    command = [sys.executable, str(REPO / "worldmodels/control/train_controller.py"), "--generations", "4", *TINY_CMA]
+    process = subprocess.Popen(command, env={**os.environ, HOME_VARIABLE: str(tree.root)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not tree.generation(1).exists():
+        time.sleep(0.05)
+    time.sleep(0.3)  # into generation 2
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = finished_generations(tree)
+    assert 1 in done and len(done) < 4
+    for number in done:  # what has its final name is complete
+        assert {p.name for p in tree.generation(number).iterdir()} == GENERATION_FILES
+    run_script("control/train_controller.py", "--generations", "4", *TINY_CMA, root=tree.root)
+    assert finished_generations(tree) == [0, 1, 2, 3]
+    assert not [p for p in tree.generations.iterdir() if p.name.startswith(".tmp")]
+
+    fresh = type(tree)(tmp_path / "fresh")
+    save_tiny_agent(fresh)
+    run_script("control/train_controller.py", "--generations", "4", *TINY_CMA, root=fresh.root)
+    for name in ("mean-params.npy", "epoch-results.npy"):
+        np.testing.assert_allclose(np.load(tree.generation(3) / name), np.load(fresh.generation(3) / name), rtol=1e-5)
+
+
+def test_bad_inputs(agent_tree, tmp_path):
+    tree = agent_tree
+    empty = tmp_path / "empty"
+    assert "no trained VAE" in error_line(run_script("control/train_controller.py", *TINY_CMA, root=empty, check=False))
+    assert "generations found" in error_line(run_script(
+        "data/sample_policy.py", "--policy", "controller", "--episodes", "1", root=tree.root, check=False))
+    run_script("control/train_controller.py", "--generations", "1", *TINY_CMA, root=tree.root)
+    assert "generation 5 does not exist; newest is 0" in error_line(run_script(
+        "data/sample_policy.py", "--policy", "controller", "--generation", "5", root=tree.root, check=False))
+    assert "no evaluated controller" in error_line(run_script(
+        "control/evaluate_controller.py", "--generation", "best", root=tree.root, check=False))
+    (tree.generation(0) / "es-state.pkl").write_bytes(b"\x80\x04garbage")
+    result = run_script("control/train_controller.py", "--generations", "2", *TINY_CMA, root=tree.root, check=False)
+    assert "es-state.pkl: corrupt optimizer state" in error_line(result)
+    assert (tree.generation(0) / "best-params.npy").is_file()  # nothing lost
+    changed = run_script("control/train_controller.py", "--generations", "2", *TINY_CMA[:-6], "--popsize", "6",
+                         root=tree.root, check=False)
+    assert "cannot resume with changed flags" in error_line(changed)
+    (tree.vae_models / "vae.weights.h5").write_bytes(b"broken")
+    assert "vae.weights.h5: cannot load" in error_line(run_script(
+        "control/evaluate_controller.py", "--generation", "0", root=tree.root, check=False))
+
+
+def test_sampling_evaluation_and_second_generation(agent_tree):
+    tree = agent_tree
+    run_script("control/train_controller.py", "--generations", "1", *TINY_CMA, root=tree.root)
+    sample = ("--episode_length", "20", "--num_process", "2", "--episodes", "2")
+    result = run_script("data/sample_policy.py", "--policy", "controller", "--dtype", "numpy", *sample,
+                        "--generation", "0", root=tree.root)
+    assert "sampled 2 episodes with generation 0" in result.stdout
+    folders = sorted(tree.controller_samples_root.iterdir())
+    assert len(folders) == 2
+    arrays = {p.stem: np.load(p) for p in folders[0].iterdir()}
+    assert arrays["observations"].shape == arrays["reconstructions"].shape == (20, 64, 64, 3)
+    assert arrays["latents"].shape == arrays["predicted_latents"].shape == arrays["logvar"].shape == (20, 32)
+    assert arrays["actions"].shape == (20, 3) and arrays["rewards"].shape == (20,)
+
+    run_script("data/sample_policy.py", "--policy", "controller", "--dtype", "tfrecord", *sample, root=tree.root)
+    episodes = list_episodes(tree.controller_rollouts)
+    assert len(episodes) == 2 and read_tfrecord(episodes[0]).length == 20
+
+    evaluation = run_script("control/evaluate_controller.py", "--generation", "max", "--episodes", "3",
+                            "--episode_length", "20", "--num_process", "2", root=tree.root)
+    assert "generation 0:" in evaluation.stdout and "+-" in evaluation.stdout and "over 3 episodes" in evaluation.stdout
+
+    # The upstream second generation: V, latent stats and M on controller data, then CMA-ES again.
+    run_script("vision/train_vae.py", "--load_model", "0", "--data", "local", "--epochs", "1", "--dataset", "controller",
+               "--batch_size", "8", "--shuffle_buffer", "50", root=tree.root)
+    encoded = run_script("data/sample_latent_stats.py", "--episode_start", "0", "--episodes", "2", "--data", "local",
+                         "--dataset", "controller", root=tree.root)
+    assert "encoded 2 episodes" in encoded.stdout
+    run_script("memory/train_memory.py", "--load_model", "0", "--epochs", "1", "--hidden_units", "16", root=tree.root)
+    second = run_script("control/train_controller.py", "--generations", "1", *TINY_CMA, root=tree.root)
+    assert "moved to" in second.stdout  # the first run is kept aside, not mixed with the new V and M
+    assert finished_generations(tree) == [0]
+    assert len(list((tree.root / "control-archive").iterdir())) == 1
