@@ -27,3 +27,12 @@ def save_tiny_agent(tree, hidden_units: int = 16) -> None:
     keras.utils.set_random_seed(0)
     save_vae(build_vae(), tree.vae_models)
     save_mdn_rnn(build_mdn_rnn(MDNRNNConfig(hidden_units=hidden_units)), tree.memory_models)
+
+
+def train_tiny_controller(tree, generations: int = 1) -> None:
+    """A tiny agent plus `generations` CMA-ES generations: what pretrained archives and the notebook need."""
+    from worldmodels.control.training import ControllerTrainingConfig, train_controller
+
+    save_tiny_agent(tree)
+    train_controller(ControllerTrainingConfig(generations=generations, popsize=4, rollouts=1, episode_length=15,
+                                              num_process=1, eval_every=1, eval_episodes=1), tree)

@@ -10,9 +10,15 @@ from worldmodels.paths import ArtifactTree
 
 
 def fetch_stage_inputs(data: str, tree: ArtifactTree, folders: Sequence[Path]) -> None:
-    """Make `folders` of the artifact tree present locally; `data='s3'` pulls them from the bucket."""
+    """Make `folders` of the artifact tree present locally; `data='s3'` pulls them from the bucket
+    named by $WORLD_MODELS_BUCKET (prefix $WORLD_MODELS_PREFIX)."""
     if data == "local":
         return
     if data != "s3":
         raise WorldModelsError(f"--data must be 'local' or 's3', got {data!r}")
-    raise WorldModelsError("--data s3 is not available yet: sync the bucket with `aws s3 sync` and use --data local")
+    from worldmodels.s3 import BucketLocation, pull, relative_folders
+
+    location = BucketLocation.from_env()
+    counts = pull(tree, location, relative_folders(tree, folders))
+    print(f"pulled {location} -> {tree.root}: {counts['downloaded']} downloaded, {counts['unchanged']} unchanged",
+          flush=True)

@@ -139,14 +139,16 @@ class ControllerTrainer:
         start = time.monotonic()
         # pycma draws from numpy's global generator: seed it per generation so a resumed run repeats exactly.
         np.random.seed(derive_seed(CMA_TRAINING, self.config.seed, generation, 1 << 20))
-        population = np.asarray(self.es.ask(), np.float32)
+        # CMA-ES gets its own float64 samples back: its step-size rule (TPA) checks mirrored pairs exactly.
+        solutions = self.es.ask()
+        population = np.asarray(solutions, np.float32)
         jobs = training_jobs(self.config, generation, len(population))
         bar = progress(len(jobs), f"generation {generation}", unit="episode")
         results = engine.run(population, jobs, on_result=lambda _: bar.update(1))
         bar.close()
         rewards = np.array([result.total_reward for result in results], np.float32).reshape(len(population), -1)
         fitness = rewards.mean(axis=1)
-        self.es.tell(population.astype(np.float64), (-fitness).tolist())
+        self.es.tell(solutions, (-fitness).tolist())
         summary = {"generation": generation, "mean": float(fitness.mean()), "best": float(fitness.max()),
                    "worst": float(fitness.min()), "sigma": float(self.es.sigma), "seconds": 0.0, "evaluation": ""}
         arrays = {"population-params": population, "best-params": population[int(np.argmax(fitness))],

@@ -1,0 +1,164 @@
+"""Pretrained agents: export a generation (V, M, C and their configs) as one archive with a manifest of
+SHA-256 sums, and install such an archive after checking every sum.
+
+    python -m worldmodels.pretrained export --generation max --output agent.tar.gz
+    python -m worldmodels.pretrained install https://host/agent.tar.gz     # or s3://..., or a local path
+
+An archive whose files do not match its manifest, or that holds anything else, is refused whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import posixpath
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+
+from worldmodels.errors import WorldModelsError, report_errors
+from worldmodels.files import atomic_path
+from worldmodels.paths import ArtifactTree
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+SOURCE_VARIABLE = "WORLD_MODELS_PRETRAINED"
+DEFAULT_SOURCE = "s3://world-models/pretrained/worldmodels-agent.tar.gz"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def agent_files(tree: ArtifactTree, generation: str) -> tuple[int, list[Path]]:
+    """The files that make up a generation's agent: V, M, the generation folder and the run's config."""
+    from worldmodels.control.generations import finished_generations, resolve_generation
+    from worldmodels.memory.mdn_rnn import CONFIG_NAME as MDN_CONFIG, WEIGHTS_NAME as MDN_WEIGHTS
+    from worldmodels.vision.vae import CONFIG_NAME as VAE_CONFIG, WEIGHTS_NAME as VAE_WEIGHTS
+
+    _, label = resolve_generation(tree, "max" if generation == "best" else generation)
+    number = int(label)
+    files = [tree.vae_models / VAE_WEIGHTS, tree.vae_models / VAE_CONFIG,
+             tree.memory_models / MDN_WEIGHTS, tree.memory_models / MDN_CONFIG,
+             *sorted(tree.generation(number).iterdir())]
+    files += [path for path in (tree.control / "config.json", tree.best_controller / "best-params.npy",
+                                tree.best_controller / "best.json") if path.is_file()]
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing:
+        raise WorldModelsError(f"{missing[0]}: needed for the archive but missing")
+    assert number in finished_generations(tree)
+    return number, files
+
+
+def export_archive(tree: ArtifactTree, generation: str, output: Path) -> dict:
+    """Write a gzip tar of the agent plus `manifest.json` with the SHA-256 of every file."""
+    number, files = agent_files(tree, generation)
+    contents = {path.relative_to(tree.root).as_posix(): path.read_bytes() for path in files}
+    manifest = {"format": FORMAT, "generation": number, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "files": {name: _sha256(data) for name, data in contents.items()}}
+    with atomic_path(Path(output)) as temp:
+        with tarfile.open(temp, "w:gz") as archive:
+            for name, data in [(MANIFEST, json.dumps(manifest, indent=2).encode()), *contents.items()]:
+                info = tarfile.TarInfo(name)
+                info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
+                archive.addfile(info, io.BytesIO(data))
+    return manifest
+
+
+def verified_contents(archive_path: Path) -> tuple[dict, dict[str, bytes]]:
+    """Read an archive fully and check it against its manifest; nothing is written."""
+    try:
+        with tarfile.open(archive_path, "r:gz") as archive:
+            contents = {}
+            for member in archive.getmembers():
+                name = member.name
+                if not member.isfile():
+                    raise WorldModelsError(f"{archive_path}: refused: {name!r} is not a regular file")
+                if name.startswith("/") or ".." in name.split("/") or posixpath.normpath(name) != name:
+                    raise WorldModelsError(f"{archive_path}: refused: unsafe path {name!r}")
+                contents[name] = archive.extractfile(member).read()
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
+        raise WorldModelsError(f"{archive_path}: not a readable .tar.gz archive ({error})") from None
+    if MANIFEST not in contents:
+        raise WorldModelsError(f"{archive_path}: refused: no {MANIFEST}")
+    try:
+        manifest = json.loads(contents.pop(MANIFEST))
+        expected = dict(manifest["files"])
+    except (ValueError, KeyError, TypeError):
+        raise WorldModelsError(f"{archive_path}: refused: {MANIFEST} is not a valid manifest") from None
+    extra, missing = set(contents) - set(expected), set(expected) - set(contents)
+    if extra or missing:
+        name = sorted(extra or missing)[0]
+        raise WorldModelsError(f"{archive_path}: refused: {name} is {'not in the manifest' if extra else 'missing'}")
+    for name, data in contents.items():
+        if _sha256(data) != expected[name]:
+            raise WorldModelsError(f"{archive_path}: refused: checksum mismatch for {name}")
+    return manifest, contents
+
+
+def fetch(source: str, folder: Path) -> Path:
+    """A local copy of `source`: an https/http URL, an s3://bucket/key, or a local path."""
+    if source.startswith(("http://", "https://")):
+        target = folder / "archive.tar.gz"
+        try:
+            with urllib.request.urlopen(source, timeout=60) as response, target.open("wb") as handle:
+                while block := response.read(1 << 20):
+                    handle.write(block)
+        except (urllib.error.URLError, OSError) as error:
+            raise WorldModelsError(f"{source}: download failed ({getattr(error, 'reason', error)})") from None
+        return target
+    if source.startswith("s3://"):
+        from worldmodels.s3 import BucketLocation, client, s3_errors
+
+        bucket, _, key = source[5:].partition("/")
+        target = folder / "archive.tar.gz"
+        with s3_errors(BucketLocation(bucket)):
+            client().download_file(bucket, key, str(target))
+        return target
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise WorldModelsError(f"{source}: archive not found")
+    return path
+
+
+def install_archive(source: str, tree: ArtifactTree) -> dict:
+    """Fetch, verify every checksum, and only then unpack into the artifact tree."""
+    with tempfile.TemporaryDirectory() as folder:
+        manifest, contents = verified_contents(fetch(source, Path(folder)))
+    for name, data in contents.items():
+        with atomic_path(tree.root / name) as temp:
+            temp.write_bytes(data)
+    return manifest
+
+
+@report_errors
+def main(argv: list[str] | None = None) -> None:
+    import os
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    export = commands.add_parser("export", help="write a generation's agent as one archive")
+    export.add_argument("--generation", default="max", help="a number, or 'max' for the newest")
+    export.add_argument("--output", default="worldmodels-agent.tar.gz")
+    install = commands.add_parser("install", help="download, verify and unpack an archive")
+    install.add_argument("source", nargs="?", default=os.environ.get(SOURCE_VARIABLE, DEFAULT_SOURCE),
+                         help=f"URL, s3:// location or path (default: ${SOURCE_VARIABLE} or {DEFAULT_SOURCE})")
+    args = parser.parse_args(argv)
+    tree = ArtifactTree.from_env()
+    if args.command == "export":
+        manifest = export_archive(tree, args.generation, Path(args.output))
+        print(f"exported generation {manifest['generation']} ({len(manifest['files'])} files) -> {args.output}")
+    else:
+        manifest = install_archive(args.source, tree)
+        print(f"installed generation {manifest['generation']} ({len(manifest['files'])} files, checksums verified) "
+              f"-> {tree.root}")
+
+
+if __name__ == "__main__":
+    main()

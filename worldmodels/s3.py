@@ -1,0 +1,143 @@
+"""Push and pull folders of the artifact tree to an S3 bucket, copying only what is new or changed.
+
+The bucket holds the tree as it is (`s3://<bucket>/<prefix>/<folder>/...`), so `aws s3 sync` works on
+the same layout in both directions.  Credentials come from the standard AWS chain; `AWS_ENDPOINT_URL`
+points boto3 at an S3-compatible store.  Transient errors are retried by botocore.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from worldmodels.errors import WorldModelsError
+from worldmodels.files import TEMP_PREFIX, atomic_path
+from worldmodels.paths import ArtifactTree
+
+BUCKET_VARIABLE = "WORLD_MODELS_BUCKET"
+PREFIX_VARIABLE = "WORLD_MODELS_PREFIX"
+DEFAULT_BUCKET = "world-models"  # the upstream README's bucket
+RETRY_ATTEMPTS = 8
+FOLDERS = ("random-rollouts", "controller-rollouts", "controller-samples", "vae-training", "latent-stats",
+           "memory-training", "control")
+
+
+@dataclass(frozen=True)
+class BucketLocation:
+    bucket: str
+    prefix: str = ""
+
+    @classmethod
+    def from_env(cls) -> "BucketLocation":
+        return cls(os.environ.get(BUCKET_VARIABLE, DEFAULT_BUCKET), os.environ.get(PREFIX_VARIABLE, ""))
+
+    def key(self, relative: str) -> str:
+        prefix = self.prefix.strip("/")
+        return f"{prefix}/{relative}" if prefix else relative
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix.strip('/')}".rstrip("/")
+
+
+def client():
+    import boto3
+    from botocore.config import Config
+
+    # boto3 reads AWS_ENDPOINT_URL itself; "standard" retries cover throttling, 5xx and dropped connections.
+    return boto3.client("s3", config=Config(retries={"max_attempts": RETRY_ATTEMPTS, "mode": "standard"}))
+
+
+@contextlib.contextmanager
+def s3_errors(location: BucketLocation) -> Iterator[None]:
+    """Turn botocore's exceptions into one-line errors naming the bucket."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, PartialCredentialsError
+
+    try:
+        yield
+    except (NoCredentialsError, PartialCredentialsError):
+        raise WorldModelsError("no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                               "AWS_PROFILE, or use an instance role") from None
+    except EndpointConnectionError as error:
+        raise WorldModelsError(f"{location}: cannot reach the S3 endpoint ({error})") from None
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchBucket", "404"):
+            raise WorldModelsError(f"{location}: bucket {location.bucket!r} does not exist") from None
+        raise WorldModelsError(f"{location}: S3 refused the request ({code or error})") from None
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _same(path: Path, size: int, etag: str) -> bool:
+    """Same size, and same MD5 where the ETag is one (multipart uploads' ETags are not)."""
+    if path.stat().st_size != size:
+        return False
+    etag = etag.strip('"')
+    return "-" in etag or _md5(path) == etag
+
+
+def _remote_files(s3, location: BucketLocation, folder: str) -> dict[str, tuple[int, str]]:
+    """Relative path (from the tree root) -> (size, ETag) of every object under a folder."""
+    base = location.key(folder).rstrip("/") + "/"
+    strip = len(location.key(""))
+    files = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=base):
+        for item in page.get("Contents", []):
+            files[item["Key"][strip:]] = (item["Size"], item["ETag"])
+    return files
+
+
+def _local_files(root: Path, folder: str) -> list[Path]:
+    base = root / folder
+    if not base.is_dir():
+        return []
+    return sorted(path for path in base.rglob("*")
+                  if path.is_file() and not any(part.startswith(TEMP_PREFIX) for part in path.relative_to(root).parts))
+
+
+def push(tree: ArtifactTree, location: BucketLocation, folders: Sequence[str] = FOLDERS) -> dict:
+    """Upload new or changed files of `folders` (relative to the tree root); returns counts."""
+    s3, uploaded, unchanged = client(), 0, 0
+    with s3_errors(location):
+        s3.head_bucket(Bucket=location.bucket)
+        for folder in folders:
+            remote = _remote_files(s3, location, folder)
+            for path in _local_files(tree.root, folder):
+                relative = path.relative_to(tree.root).as_posix()
+                if relative in remote and _same(path, *remote[relative]):
+                    unchanged += 1
+                    continue
+                s3.upload_file(str(path), location.bucket, location.key(relative))
+                uploaded += 1
+    return {"uploaded": uploaded, "unchanged": unchanged}
+
+
+def pull(tree: ArtifactTree, location: BucketLocation, folders: Sequence[str] = FOLDERS) -> dict:
+    """Download new or changed objects under `folders`; each file lands atomically."""
+    s3, downloaded, unchanged = client(), 0, 0
+    with s3_errors(location):
+        s3.head_bucket(Bucket=location.bucket)
+        for folder in folders:
+            for relative, (size, etag) in _remote_files(s3, location, folder).items():
+                path = tree.root / relative
+                if path.is_file() and _same(path, size, etag):
+                    unchanged += 1
+                    continue
+                with atomic_path(path) as temp:
+                    s3.download_file(location.bucket, location.key(relative), str(temp))
+                downloaded += 1
+    return {"downloaded": downloaded, "unchanged": unchanged}
+
+
+def relative_folders(tree: ArtifactTree, folders: Sequence[Path]) -> list[str]:
+    return [Path(folder).relative_to(tree.root).as_posix() for folder in folders]
