@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ class SamplingConfig:
 
     policy: str = flag("random", "who drives: a smoothed random walk, or a trained controller",
                        choices=("random", "controller"))
-    num_process: int = flag(2, "worker processes, each with its own environment")
+    num_process: int = flag(os.cpu_count() or 1, "worker processes, each with its own environment")
     total_episodes: int = flag(10000, "episodes to sample (indices start_episode .. start_episode + N - 1)",
                                aliases=("--episodes",))
     episode_length: int = flag(1000, "maximum steps per episode")
