@@ -13,15 +13,22 @@ domain randomisation show up), the car, indicators and scaling are the stock cod
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 from gymnasium.envs.box2d import car_racing
 from gymnasium.envs.box2d.car_racing import CarRacing
 
+STOCK_ENV_ID = "CarRacing-v3"
+FAST_ENV_ID = "FastCarRacing-v3"
+# gymnasium releases whose CarRacing this renderer was checked against, pixel for pixel (tests pin it).
+CHECKED_GYMNASIUM_VERSIONS = ("1.4.0",)
+
 # pygame-ce's Vector2.rotate_rad treats angles within this of a quarter turn as exact quarter turns.
 PYGAME_VECTOR_EPSILON = 1e-6
 HALF_PI = math.pi / 2
 TWO_PI = 2 * math.pi
+COVER_MARGIN_PIXELS = 4.0  # the anti-aliased outline reaches one pixel past an edge; keep well clear
 
 
 def rotate_like_pygame(x: np.ndarray, y: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
@@ -47,8 +54,61 @@ def _grass_polygons() -> np.ndarray:
 GRASS_POLYGONS = _grass_polygons()
 
 
+class _CachedFonts:
+    """`pygame.font` as the stock renderer sees it during a FastCarRacing frame: `Font(name, size)`
+    returns one font object per (name, size) instead of a new one per frame, whose empty glyph cache
+    made drawing the score cost as much as drawing the whole track."""
+
+    def __init__(self):
+        self._fonts: dict = {}
+
+    def Font(self, name, size):  # noqa: N802 (pygame's name)
+        import pygame
+
+        font = self._fonts.get((name, size))
+        try:
+            if font is not None:
+                font.size("0")  # raises if pygame.font was quit and re-initialised since
+                return font
+        except pygame.error:
+            pass
+        font = self._fonts[(name, size)] = pygame.font.Font(name, size)
+        return font
+
+    def __getattr__(self, name: str):
+        import pygame
+
+        return getattr(pygame.font, name)
+
+
+class _PygameForFastRender:
+    """The `pygame` module with `font` replaced by `_CachedFonts`; everything else is pygame itself."""
+
+    def __init__(self):
+        self.font = _CachedFonts()
+
+    def __getattr__(self, name: str):
+        import pygame
+
+        return getattr(pygame, name)
+
+
+_FAST_PYGAME = _PygameForFastRender()
+_RENDER_LOCK = threading.RLock()
+
+
 class FastCarRacing(CarRacing):
     """CarRacing-v3 with a vectorised road renderer; observations, rewards and info are identical."""
+
+    def _render(self, mode: str):
+        # The stock method is reused as is; only the `pygame` it looks up is swapped for the frame.
+        with _RENDER_LOCK:
+            stock = car_racing.pygame
+            car_racing.pygame = _FAST_PYGAME
+            try:
+                return super()._render(mode)
+            finally:
+                car_racing.pygame = stock
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         self._road_polygons = None  # the track is rebuilt: drop the cached geometry
@@ -67,7 +127,12 @@ class FastCarRacing(CarRacing):
     def _render_road(self, zoom, translation, angle):
         bounds = car_racing.PLAYFIELD
         field = [(bounds, bounds), (bounds, -bounds), (-bounds, -bounds), (-bounds, bounds)]
-        self._draw_colored_polygon(self.surf, field, self.bg_color, zoom, translation, angle, clip=False)
+        if self._covers_screen(np.array(field, dtype=np.float64), zoom, translation, angle):
+            # Every pixel is inside the playfield and its edges are off screen: the polygon fill
+            # and its anti-aliased outline come down to this fill, at a fifth of the cost.
+            self.surf.fill(self.surf.map_rgb(self.bg_color))
+        else:
+            self._draw_colored_polygon(self.surf, field, self.bg_color, zoom, translation, angle, clip=False)
         self._draw_visible(GRASS_POLYGONS, [self.grass_color] * len(GRASS_POLYGONS), zoom, translation, angle)
         road = self._road_geometry()
         if road is None:  # an unusual track shape: fall back to the stock per-polygon path
@@ -76,6 +141,21 @@ class FastCarRacing(CarRacing):
                                            zoom, translation, angle)
             return
         self._draw_visible(road, None, zoom, translation, angle)
+
+    @staticmethod
+    def _covers_screen(polygon: np.ndarray, zoom, translation, angle) -> bool:
+        """True when a convex polygon contains the whole window with a few pixels to spare."""
+        x, y = rotate_like_pygame(polygon[:, 0], polygon[:, 1], angle)
+        x = x * zoom + translation[0]
+        y = y * zoom + translation[1]
+        spare = COVER_MARGIN_PIXELS
+        corners = np.array([(-spare, -spare), (car_racing.WINDOW_W + spare, -spare),
+                            (car_racing.WINDOW_W + spare, car_racing.WINDOW_H + spare),
+                            (-spare, car_racing.WINDOW_H + spare)], dtype=np.float64)
+        edges_x, edges_y = np.roll(x, -1) - x, np.roll(y, -1) - y
+        # sign of the cross product of each edge with each corner: all equal <=> every corner inside
+        cross = edges_x[:, None] * (corners[None, :, 1] - y[:, None]) - edges_y[:, None] * (corners[None, :, 0] - x[:, None])
+        return bool(np.all(cross > 0) or np.all(cross < 0))
 
     def _draw_visible(self, polygons: np.ndarray, colors, zoom, translation, angle) -> None:
         """Transform every polygon at once, then draw those the stock bounds test keeps, in order."""
