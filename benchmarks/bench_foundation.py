@@ -28,7 +28,6 @@ def raw_env_steps_per_second(env_id: str, steps: int) -> float:
 
 
 def vae_images_per_second(tree: ArtifactTree, batch_size: int, steps: int) -> float:
-    import tensorflow as tf
 
     from worldmodels.vision.dataset import frame_dataset
     from worldmodels.vision.training import VAETrainer, VAETrainingConfig, episode_files

@@ -1,7 +1,6 @@
 import csv
 
 import numpy as np
-import pytest
 
 from conftest import error_line, run_script
 from worldmodels.data.latent_stats import LatentEpisode, write_latents

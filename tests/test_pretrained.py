@@ -5,13 +5,11 @@ from __future__ import annotations
 import functools
 import http.server
 import io
-import json
 import os
 import subprocess
 import tarfile
 import threading
 
-import numpy as np
 import pytest
 
 from conftest import REPO, error_line, run_script

@@ -16,11 +16,12 @@ def agent():
     return Agent(build_vae(), build_mdn_rnn(MDNRNNConfig(hidden_units=16)))
 
 
-def test_batched_rollout_equals_one_at_a_time(agent):
+@pytest.mark.parametrize("groups", [1, 2])
+def test_batched_rollout_equals_one_at_a_time(agent, groups):
     rng = np.random.default_rng(1)
     params = rng.normal(0, 0.5, (3, agent.controller.num_params)).astype(np.float32)
     jobs = [EpisodeJob(seed=40 + i, candidate=i % 3) for i in range(5)]
-    with RolloutEngine(agent, num_process=2, episode_length=40, envs_per_process=2) as engine:
+    with RolloutEngine(agent, num_process=2, episode_length=40, envs_per_process=2, groups=groups) as engine:
         batched = engine.run(params, jobs)
         single = [engine.run(params, [job])[0] for job in jobs]
     assert [r.length for r in batched] == [40] * 5

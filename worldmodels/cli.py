@@ -38,10 +38,12 @@ def config_from_args(config_cls: type[Config], args: argparse.Namespace, **overr
     return config_cls(**values)
 
 
-def parser_for(config_cls: type, description: str, argv_extra: Sequence[str] = ()) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def parse_config(config_cls: type[Config], description: str | None, argv: Sequence[str] | None = None) -> Config:
+    """Parse `argv` into a validated config: the whole argument handling of a stage's entry script."""
+    parser = argparse.ArgumentParser(description=(description or "").strip().splitlines()[0] if description else None)
     add_config_arguments(parser, config_cls)
-    return parser
+    config = config_from_args(config_cls, parser.parse_args(argv))
+    return config.validate() if hasattr(config, "validate") else config
 
 
 def _parse_bool(text: str) -> bool:

@@ -11,6 +11,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from worldmodels.errors import WorldModelsError
+
 TEMP_PREFIX = ".tmp-"
 
 
@@ -43,8 +45,6 @@ def write_json_atomic(path: Path, payload: Any) -> None:
 
 def read_json(path: Path) -> Any:
     """Read a JSON artifact, turning a damaged file into a one-line error."""
-    from worldmodels.errors import WorldModelsError
-
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:

@@ -9,13 +9,12 @@ resumes: every stage skips the work it has already finished.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from worldmodels.cli import add_config_arguments, config_from_args, flag
+from worldmodels.cli import flag, parse_config
 from worldmodels.errors import report_errors
 from worldmodels.paths import HOME_VARIABLE, ArtifactTree, default_root
 
@@ -88,9 +87,7 @@ def run_quickstart(config: QuickstartConfig) -> dict:
 
 @report_errors
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_config_arguments(parser, QuickstartConfig)
-    run_quickstart(config_from_args(QuickstartConfig, parser.parse_args(argv)))
+    run_quickstart(parse_config(QuickstartConfig, __doc__, argv))
 
 
 if __name__ == "__main__":

@@ -5,9 +5,7 @@
 
 from __future__ import annotations
 
-import argparse
-
-from worldmodels.cli import add_config_arguments, config_from_args
+from worldmodels.cli import parse_config
 from worldmodels.errors import report_errors
 from worldmodels.paths import ArtifactTree
 from worldmodels.stages import fetch_stage_inputs
@@ -17,9 +15,7 @@ from worldmodels.stages import fetch_stage_inputs
 def main(argv: list[str] | None = None) -> None:
     from worldmodels.control.evaluation import EvaluationConfig, evaluate_generation
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_config_arguments(parser, EvaluationConfig)
-    config = config_from_args(EvaluationConfig, parser.parse_args(argv)).validate()
+    config = parse_config(EvaluationConfig, __doc__, argv)
     tree = ArtifactTree.from_env()
     fetch_stage_inputs(config.data, tree, [tree.vae_models, tree.memory_models, tree.control])
     summary = evaluate_generation(config, tree)

@@ -1,8 +1,10 @@
 """The rollout engine: many episodes in lockstep, one model call per time step for all live episodes.
 
-Used by CMA-ES training, evaluation and controller sampling alike.  Environment slots are split
-into two groups that alternate: while the workers step one group, this process computes the
-actions of the other, so model compute hides behind environment time.  A finished slot is
+Used by CMA-ES training, evaluation and controller sampling alike.  The models are never called per
+episode: each call takes every live episode of a group of slots.  By default the slots form two
+groups that alternate, so while the workers step one half of the batch this process computes the
+other half's actions and model time hides behind environment time (measured on 2 cores: 0.89 of
+random-action speed with two groups, 0.84 with one call for the whole batch).  A finished slot is
 refilled with the next episode at once, so the batch stays full until the queue runs dry.
 """
 
@@ -17,7 +19,7 @@ from worldmodels.control.agent import Agent
 from worldmodels.control.env_pool import EnvPool, SlotReply, SlotRequest
 from worldmodels.data.env import DEFAULT_ENV_ID
 
-GROUPS = 2
+PIPELINE_GROUPS = 2
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,9 @@ class RolloutEngine:
     """Runs jobs (seed, candidate) through the agent; reuse one engine for many batches of jobs."""
 
     def __init__(self, agent: Agent, num_process: int, episode_length: int, env_id: str = DEFAULT_ENV_ID,
-                 envs_per_process: int = 8):
-        self.agent = agent
-        self.slot_count = num_process * max(envs_per_process, GROUPS)
+                 envs_per_process: int = 8, groups: int = PIPELINE_GROUPS):
+        self.agent, self.groups = agent, groups
+        self.slot_count = num_process * max(envs_per_process, groups)
         self.pool = EnvPool(num_process, env_id, episode_length)
 
     def close(self) -> None:
@@ -78,7 +80,7 @@ class RolloutEngine:
         hidden = self.agent.hidden_units
         h = np.zeros((len(slots), hidden), np.float32)
         c = np.zeros_like(h)
-        groups = [[s for s in range(len(slots)) if self.pool.locate(s)[1] % GROUPS == g] for g in range(GROUPS)]
+        groups = [[s for s in range(len(slots)) if self.pool.locate(s)[1] % self.groups == g] for g in range(self.groups)]
         results: list[EpisodeResult | None] = [None] * len(jobs)
 
         def assign(slot_index: int) -> None:

@@ -14,7 +14,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import gymnasium as gym  # noqa: E402  (after the SDL settings above)
 
-from worldmodels.data.fast_car_racing import FAST_ENV_ID, STOCK_ENV_ID  # noqa: E402
+from worldmodels.data.fast_car_racing import FAST_ENV_ID  # noqa: E402
 
 # Every stage runs the pixel-identical fast renderer unless `--env_id CarRacing-v3` asks for the stock one.
 DEFAULT_ENV_ID = FAST_ENV_ID

@@ -7,14 +7,13 @@ log-sum-exp; sigma is never clamped (upstream clamped it to >= 1, which caps how
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from worldmodels.errors import WorldModelsError
-from worldmodels.files import atomic_path, read_json, write_json_atomic
+from worldmodels.checkpoints import export_model, import_model
 
 WEIGHTS_NAME = "mdn_rnn.weights.h5"
 CONFIG_NAME = "mdn_rnn.json"
@@ -114,26 +113,8 @@ def build_mdn_rnn(config: MDNRNNConfig = MDNRNNConfig()) -> MDNRNN:
 
 
 def save_mdn_rnn(model: MDNRNN, folder: Path) -> Path:
-    folder = Path(folder)
-    with atomic_path(folder / WEIGHTS_NAME) as temp:
-        model.save_weights(str(temp))
-    write_json_atomic(folder / CONFIG_NAME, asdict(model.config))
-    return folder / WEIGHTS_NAME
+    return export_model(model, folder, WEIGHTS_NAME, CONFIG_NAME)
 
 
 def load_mdn_rnn(folder: Path) -> MDNRNN:
-    folder = Path(folder)
-    weights, config_path = folder / WEIGHTS_NAME, folder / CONFIG_NAME
-    if not weights.is_file() or not config_path.is_file():
-        raise WorldModelsError(f"{folder}: no trained MDN-RNN found ({WEIGHTS_NAME} + {CONFIG_NAME}); "
-                               "run train_memory.py first")
-    try:
-        config = MDNRNNConfig(**read_json(config_path))
-    except TypeError as error:
-        raise WorldModelsError(f"{config_path}: not an MDN-RNN config ({error})") from None
-    model = build_mdn_rnn(config)
-    try:
-        model.load_weights(str(weights))
-    except Exception as error:  # h5py and Keras raise many types for a damaged file
-        raise WorldModelsError(f"{weights}: cannot load MDN-RNN weights ({str(error).splitlines()[0][:200]})") from None
-    return model
+    return import_model(folder, WEIGHTS_NAME, CONFIG_NAME, MDNRNNConfig, build_mdn_rnn, "MDN-RNN", "train_memory.py")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -12,13 +11,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from worldmodels.checkpoints import CheckpointedTrainer
 from worldmodels.cli import flag
 from worldmodels.data.latent_stats import LatentEpisode, list_latents, read_latents
 from worldmodels.errors import WorldModelsError
 from worldmodels.files import CsvLog, file_fingerprint, read_json
 from worldmodels.paths import DATASETS, ArtifactTree
 from worldmodels.progress import progress
-from worldmodels.memory.mdn_rnn import MDNRNNConfig, build_mdn_rnn, mdn_loss, save_mdn_rnn
+from worldmodels.memory.mdn_rnn import CONFIG_NAME, MDNRNNConfig, build_mdn_rnn, mdn_loss, save_mdn_rnn
 
 LOG_COLUMNS = ("time", "epoch", "step", "loss", "sequences_per_second")
 
@@ -67,15 +67,15 @@ class LatentDataset(NamedTuple):
 
 def load_latent_dataset(tree: ArtifactTree, dataset: str) -> LatentDataset:
     """Latent stats made by the current VAE, checked against it, padded into arrays."""
-    from worldmodels.vision.vae import CONFIG_NAME, WEIGHTS_NAME
+    from worldmodels.vision.vae import CONFIG_NAME as VAE_CONFIG, WEIGHTS_NAME as VAE_WEIGHTS
 
     folders = [tree.latent_stats / name for name in (DATASETS if dataset == "all" else (dataset,))]
     files = [path for folder in folders for path in list_latents(folder)]
     if not files:
         raise WorldModelsError(f"{tree.latent_stats}: no latent stats found; run sample_latent_stats.py first")
-    weights = tree.vae_models / WEIGHTS_NAME
+    weights = tree.vae_models / VAE_WEIGHTS
     current = file_fingerprint(weights) if weights.is_file() else None
-    vae_latent_dim = read_json(tree.vae_models / CONFIG_NAME)["latent_dim"] if current else None
+    vae_latent_dim = read_json(tree.vae_models / VAE_CONFIG)["latent_dim"] if current else None
     episodes: list[LatentEpisode] = []
     stale = 0
     for path in files:
@@ -128,37 +128,20 @@ def make_batch(data: LatentDataset, rows: np.ndarray, seq_length: int, rng: np.r
     return inputs.astype(np.float32), z[:, 1:].astype(np.float32), mask
 
 
-class MemoryTrainer:
-    """Owns M, its optimizer and the checkpoint that lets `--load_model 1` resume."""
+class MemoryTrainer(CheckpointedTrainer):
+    """M with its optimizer and the checkpoint that lets `--load_model 1` resume."""
+
+    label, config_name = "MDN-RNN", CONFIG_NAME
 
     def __init__(self, config: MemoryTrainingConfig, tree: ArtifactTree, latent_dim: int, action_dim: int = 3):
         self.config, self.tree = config.validate(), tree
         keras.utils.set_random_seed(config.seed)
-        self.model = build_mdn_rnn(MDNRNNConfig(latent_dim, action_dim, config.hidden_units, config.mixtures))
-        self.optimizer = keras.optimizers.Adam(config.learning_rate, clipvalue=config.gradient_clip)
-        self.optimizer.build(self.model.trainable_variables)
-        self.step = tf.Variable(0, dtype=tf.int64, name="step")
-        self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
-        checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step, epoch=self.epoch)
-        self.checkpoints = tf.train.CheckpointManager(checkpoint, str(tree.memory_models / "checkpoints"), max_to_keep=2)
+        model = build_mdn_rnn(MDNRNNConfig(latent_dim, action_dim, config.hidden_units, config.mixtures))
+        super().__init__(model, keras.optimizers.Adam(config.learning_rate, clipvalue=config.gradient_clip),
+                         tree.memory_models)
 
-    def restore(self) -> None:
-        from worldmodels.memory.mdn_rnn import CONFIG_NAME
-
-        latest = self.checkpoints.latest_checkpoint
-        if latest is None:
-            raise WorldModelsError(f"{self.tree.memory_models}: no saved MDN-RNN checkpoint to resume; use --load_model 0")
-        saved = self.tree.memory_models / CONFIG_NAME
-        if saved.is_file() and MDNRNNConfig(**read_json(saved)) != self.model.config:
-            raise WorldModelsError(f"{saved}: saved MDN-RNN {read_json(saved)} does not match the flags and "
-                                   f"latent stats ({asdict(self.model.config)}); use --load_model 0")
-        try:
-            self.checkpoints.checkpoint.restore(latest).assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as error:
-            raise WorldModelsError(f"{latest}: cannot restore MDN-RNN checkpoint ({str(error).splitlines()[0][:200]})") from None
-
-    def start_fresh(self) -> None:
-        shutil.rmtree(self.tree.memory_models / "checkpoints", ignore_errors=True)
+    def export(self) -> Path:
+        return save_mdn_rnn(self.model, self.tree.memory_models)
 
     @tf.function(reduce_retracing=True)
     def train_step(self, inputs: tf.Tensor, targets: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
@@ -170,9 +153,6 @@ class MemoryTrainer:
         self.step.assign_add(1)
         return loss
 
-    def save(self) -> None:
-        self.checkpoints.save(checkpoint_number=int(self.step.numpy()))
-        save_mdn_rnn(self.model, self.tree.memory_models)
 
 
 def train_memory(config: MemoryTrainingConfig, tree: ArtifactTree) -> dict:

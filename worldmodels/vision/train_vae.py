@@ -5,9 +5,7 @@
 
 from __future__ import annotations
 
-import argparse
-
-from worldmodels.cli import add_config_arguments, config_from_args
+from worldmodels.cli import parse_config
 from worldmodels.errors import report_errors
 from worldmodels.paths import ArtifactTree
 from worldmodels.stages import fetch_stage_inputs
@@ -15,11 +13,9 @@ from worldmodels.stages import fetch_stage_inputs
 
 @report_errors
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     from worldmodels.vision.training import VAETrainingConfig, train_vae
 
-    add_config_arguments(parser, VAETrainingConfig)
-    config = config_from_args(VAETrainingConfig, parser.parse_args(argv)).validate()
+    config = parse_config(VAETrainingConfig, __doc__, argv)
     tree = ArtifactTree.from_env()
     fetch_stage_inputs(config.data, tree, [tree.rollouts(config.dataset)])
     summary = train_vae(config, tree)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from worldmodels.checkpoints import CheckpointedTrainer
 from worldmodels.cli import flag
 from worldmodels.data.episode import list_episodes, read_tfrecord
 from worldmodels.errors import WorldModelsError
@@ -73,38 +73,19 @@ def find_bad_episode(files: list[Path]) -> WorldModelsError:
     return WorldModelsError(f"{files[0].parent}: an episode file could not be read")
 
 
-class VAETrainer:
-    """Owns V, its optimizer and the checkpoint that lets `--load_model 1` resume."""
+class VAETrainer(CheckpointedTrainer):
+    """V with its optimizer and the checkpoint that lets `--load_model 1` resume."""
+
+    label, config_name = "VAE", CONFIG_NAME
 
     def __init__(self, config: VAETrainingConfig, tree: ArtifactTree):
         self.config, self.tree = config.validate(), tree
         keras.utils.set_random_seed(config.seed)
-        self.model = build_vae(VAEConfig(config.latent_dim, config.kl_tolerance))
-        self.optimizer = keras.optimizers.Adam(config.learning_rate)
-        self.optimizer.build(self.model.trainable_variables)
-        self.step = tf.Variable(0, dtype=tf.int64, name="step")
-        self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
-        checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step, epoch=self.epoch)
-        self.checkpoints = tf.train.CheckpointManager(checkpoint, str(tree.vae_models / "checkpoints"), max_to_keep=2)
+        super().__init__(build_vae(VAEConfig(config.latent_dim, config.kl_tolerance)),
+                         keras.optimizers.Adam(config.learning_rate), tree.vae_models)
 
-    def restore(self) -> None:
-        latest = self.checkpoints.latest_checkpoint
-        if latest is None:
-            raise WorldModelsError(f"{self.tree.vae_models}: no saved VAE checkpoint to resume; use --load_model 0")
-        saved = self.tree.vae_models / CONFIG_NAME
-        if saved.is_file():
-            from worldmodels.files import read_json
-            latent_dim = read_json(saved).get("latent_dim")
-            if latent_dim != self.config.latent_dim:
-                raise WorldModelsError(f"{saved}: saved VAE has latent_dim {latent_dim}, flags ask for {self.config.latent_dim}")
-        try:
-            self.checkpoints.checkpoint.restore(latest).assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as error:
-            raise WorldModelsError(f"{latest}: cannot restore VAE checkpoint ({str(error).splitlines()[0][:200]})") from None
-
-    def start_fresh(self) -> None:
-        """Drop resume checkpoints of an earlier run; its exported model stays until this run saves one."""
-        shutil.rmtree(self.tree.vae_models / "checkpoints", ignore_errors=True)
+    def export(self) -> Path:
+        return save_vae(self.model, self.tree.vae_models)
 
     @tf.function(reduce_retracing=True)
     def train_step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -114,10 +95,6 @@ class VAETrainer:
         self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
         self.step.assign_add(1)
         return losses
-
-    def save(self) -> None:
-        self.checkpoints.save(checkpoint_number=int(self.step.numpy()))
-        save_vae(self.model, self.tree.vae_models)
 
     def save_comparison(self, images: tf.Tensor) -> Path:
         """Originals on the top row, reconstructions (from mu) below, as one PNG."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -10,8 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from worldmodels.data.env import OBSERVATION_SHAPE
-from worldmodels.errors import WorldModelsError
-from worldmodels.files import atomic_path, read_json, write_json_atomic
+from worldmodels.checkpoints import export_model, import_model
 
 ENCODER_FILTERS = (32, 64, 128, 256)  # kernel 4, stride 2, valid: 64 -> 31 -> 14 -> 6 -> 2
 DECODER_LAYERS = ((128, 5), (64, 5), (32, 6))  # (filters, kernel), stride 2: 1 -> 5 -> 13 -> 30 -> 64
@@ -87,30 +86,11 @@ def build_vae(config: VAEConfig = VAEConfig()) -> ConvVAE:
 
 
 def save_vae(model: ConvVAE, folder: Path) -> Path:
-    """Export weights and config atomically; the config is written last and marks a complete model."""
-    folder = Path(folder)
-    with atomic_path(folder / WEIGHTS_NAME) as temp:
-        model.save_weights(str(temp))
-    write_json_atomic(folder / CONFIG_NAME, asdict(model.config))
-    return folder / WEIGHTS_NAME
+    return export_model(model, folder, WEIGHTS_NAME, CONFIG_NAME)
 
 
 def load_vae(folder: Path) -> ConvVAE:
-    """Rebuild V from its saved config and weights; a missing or damaged model is a one-line error."""
-    folder = Path(folder)
-    weights, config_path = folder / WEIGHTS_NAME, folder / CONFIG_NAME
-    if not weights.is_file() or not config_path.is_file():
-        raise WorldModelsError(f"{folder}: no trained VAE found ({WEIGHTS_NAME} + {CONFIG_NAME}); run train_vae.py first")
-    try:
-        config = VAEConfig(**read_json(config_path))
-    except TypeError as error:
-        raise WorldModelsError(f"{config_path}: not a VAE config ({error})") from None
-    model = build_vae(config)
-    try:
-        model.load_weights(str(weights))
-    except Exception as error:  # h5py and Keras raise many types for a damaged file
-        raise WorldModelsError(f"{weights}: cannot load VAE weights ({str(error).splitlines()[0][:200]})") from None
-    return model
+    return import_model(folder, WEIGHTS_NAME, CONFIG_NAME, VAEConfig, build_vae, "VAE", "train_vae.py")
 
 
 def encode_frames(model: ConvVAE, frames_uint8: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
