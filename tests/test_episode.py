@@ -41,6 +41,19 @@ def test_truncated_and_corrupt_files_name_the_file(tmp_path):
         read_tfrecord(path)
 
 
+def test_mis_shaped_record_names_the_file(tmp_path):
+    import tensorflow as tf
+
+    from worldmodels.data.episode import _example_bytes
+
+    bad = synthetic_episode(3)._replace(observations=np.zeros((3, 96, 96, 3), np.uint8))
+    path = tmp_path / "episode_000007.tfrecord"
+    with tf.io.TFRecordWriter(str(path), tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
+        writer.write(_example_bytes(bad))  # bypasses the writer's own shape check, like a foreign file
+    with pytest.raises(WorldModelsError, match="episode_000007.tfrecord: corrupt or truncated episode file"):
+        read_tfrecord(path)
+
+
 def test_wrong_shapes_are_refused(tmp_path):
     episode = synthetic_episode(4)
     bad = episode._replace(observations=np.zeros((4, 96, 96, 3), np.uint8))

@@ -21,6 +21,8 @@ def sampled(tmp_path_factory) -> ArtifactTree:
     result = run_script("data/sample_policy.py", "--policy", "random", "--num_process", "2", "--total_episodes", "2",
                         "--episode_length", "40", "--dtype", "tfrecord", root=tree.root)
     assert "sampled 2 episodes" in result.stdout and "steps/s" in result.stdout
+    # Not a terminal: plain progress lines for logs and nohup, no carriage-return bar.
+    assert "sampling episodes: 2/2 episode" in result.stderr and "\r" not in result.stderr
     return tree
 
 
