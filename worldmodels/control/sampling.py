@@ -19,6 +19,7 @@ from worldmodels.files import TEMP_PREFIX
 from worldmodels.paths import ArtifactTree
 from worldmodels.progress import progress
 
+RECORDING_ENVS_PER_PROCESS = 2
 NUMPY_FIELDS = {  # file name in controller-samples/<seed>/ -> recorded array
     "observations": "observations", "latents": "mu", "mu": "mu", "logvar": "logvar",
     "reconstructions": "reconstructions", "actions": "actions", "rewards": "rewards", "dones": "dones",
@@ -73,7 +74,9 @@ def sample_controller(config: SamplingConfig, tree: ArtifactTree) -> str:
         bar.update(1)
 
     if jobs:
-        with RolloutEngine(agent, config.num_process, config.episode_length, config.env_id) as engine:
+        # Recording keeps every frame of every running episode in memory (about 25 KB a step): few slots.
+        with RolloutEngine(agent, config.num_process, config.episode_length, config.env_id,
+                           envs_per_process=RECORDING_ENVS_PER_PROCESS) as engine:
             results = engine.run(params[None], jobs, record=True, on_result=save)
     else:
         results = []

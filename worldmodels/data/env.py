@@ -14,10 +14,11 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import gymnasium as gym  # noqa: E402  (after the SDL settings above)
 
-from worldmodels.data.fast_car_racing import FAST_ENV_ID  # noqa: E402
+from worldmodels.data.fast_car_racing import FAST_ENV_ID, STOCK_ENV_ID, checked_against_installed_gymnasium  # noqa: E402
 
-# Every stage runs the pixel-identical fast renderer unless `--env_id CarRacing-v3` asks for the stock one.
-DEFAULT_ENV_ID = FAST_ENV_ID
+# Every stage runs the pixel-identical fast renderer unless `--env_id CarRacing-v3` asks for the stock
+# one; under a gymnasium release it was not verified against, the stock environment is the default.
+DEFAULT_ENV_ID = FAST_ENV_ID if checked_against_installed_gymnasium() else STOCK_ENV_ID
 FRAME_SHAPE = (96, 96, 3)  # raw CarRacing frame, uint8
 CROP_ROWS = 84  # rows 84..95 hold the indicator bar, which the paper drops
 OBSERVATION_SIZE = 64  # side of the square observation V sees

@@ -24,6 +24,15 @@ FAST_ENV_ID = "FastCarRacing-v3"
 # gymnasium releases whose CarRacing this renderer was checked against, pixel for pixel (tests pin it).
 CHECKED_GYMNASIUM_VERSIONS = ("1.4.0",)
 
+
+
+def checked_against_installed_gymnasium() -> bool:
+    """Whether the installed gymnasium's CarRacing is one this renderer was verified against."""
+    import gymnasium
+
+    return gymnasium.__version__ in CHECKED_GYMNASIUM_VERSIONS
+
+
 # pygame-ce's Vector2.rotate_rad treats angles within this of a quarter turn as exact quarter turns.
 PYGAME_VECTOR_EPSILON = 1e-6
 HALF_PI = math.pi / 2
