@@ -10,6 +10,7 @@ refilled with the next episode at once, so the batch stays full until the queue 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -72,88 +73,105 @@ class RolloutEngine:
 
     def run(self, params: np.ndarray, jobs: Sequence[EpisodeJob], record: bool = False,
             on_result: Callable[[EpisodeResult], None] | None = None) -> list[EpisodeResult]:
-        """Run every job to the end of its episode; results come back in job order."""
-        params = self.agent.controller.check(params)
-        params = params.reshape(-1, self.agent.controller.num_params)
-        queue = list(range(len(jobs)))[::-1]
-        slots = [_Slot() for _ in range(min(self.slot_count, len(jobs)))]
-        hidden = self.agent.hidden_units
-        h = np.zeros((len(slots), hidden), np.float32)
-        c = np.zeros_like(h)
-        groups = [[s for s in range(len(slots)) if self.pool.locate(s)[1] % self.groups == g] for g in range(self.groups)]
-        results: list[EpisodeResult | None] = [None] * len(jobs)
+        """Run every job to the end of its episode; results come back in job order.
 
-        def assign(slot_index: int) -> None:
-            slot = slots[slot_index]
-            slot.job = queue.pop() if queue else None
-            slot.needs_reset, slot.total_reward, slot.length = slot.job is not None, 0.0, 0
-            slot.steps = {name: [] for name in RECORDED_FIELDS} if record else {}
-            h[slot_index] = 0.0
-            c[slot_index] = 0.0
+        `on_result` sees each episode as it finishes, with its per-step arrays when `record` is set;
+        the returned results never hold those arrays, so long runs do not accumulate frames.
+        """
+        params = self.agent.controller.check(params).reshape(-1, self.agent.controller.num_params)
+        return _Run(self, params, list(jobs), record, on_result).execute()
 
-        def send(group: list[int]) -> list[int]:
-            live = [s for s in group if slots[s].job is not None and not slots[s].needs_reset]
-            actions = {}
-            if live:
-                frames = np.stack([slots[s].observation for s in live])
-                acted, h[live], c[live], extra = self.agent.act(
-                    frames, h[live], c[live], params[[jobs[slots[s].job].candidate for s in live]], record)
-                for row, s in enumerate(live):
-                    actions[s] = acted[row]
-                    if record:
-                        steps = slots[s].steps
-                        steps["observations"].append(frames[row])
-                        steps["actions"].append(acted[row])
-                        for name, values in zip(("mu", "logvar", "reconstructions", "predicted_latents"), extra):
-                            steps[name].append(values[row])
-            requests: dict[int, list[SlotRequest]] = {}
-            for s in group:
-                slot = slots[s]
-                if slot.job is None:
-                    continue
-                worker, local = self.pool.locate(s)
-                seed = jobs[slot.job].seed if slot.needs_reset else None
-                requests.setdefault(worker, []).append(SlotRequest(local, actions.get(s), seed))
-            return self.pool.send(requests)
 
-        def receive(group_workers: list[int]) -> None:
-            for worker, replies in self.pool.receive(group_workers).items():
-                for reply in replies:
-                    self._apply(slots, worker + reply.slot * self.pool.num_process, reply, jobs, results,
-                                on_result, assign)
+class _Run:
+    """The state of one `RolloutEngine.run`: which job each slot drives, and the LSTM state per slot."""
 
-        for s in range(len(slots)):
-            assign(s)
-        outstanding = [send(group) for group in groups]
+    def __init__(self, engine: RolloutEngine, params: np.ndarray, jobs: list[EpisodeJob], record: bool,
+                 on_result: Callable[[EpisodeResult], None] | None):
+        self.agent, self.pool = engine.agent, engine.pool
+        self.params, self.jobs, self.record, self.on_result = params, jobs, record, on_result
+        self.queue = list(range(len(jobs)))[::-1]
+        self.slots = [_Slot() for _ in range(min(engine.slot_count, len(jobs)))]
+        self.h = np.zeros((len(self.slots), self.agent.hidden_units), np.float32)
+        self.c = np.zeros_like(self.h)
+        self.groups = [[s for s in range(len(self.slots)) if self.pool.locate(s)[1] % engine.groups == g]
+                       for g in range(engine.groups)]
+        self.results: list[EpisodeResult | None] = [None] * len(jobs)
+
+    def execute(self) -> list[EpisodeResult]:
+        for index in range(len(self.slots)):
+            self.assign(index)
+        outstanding = [self.send(group) for group in self.groups]
         while any(outstanding):
-            for g, group in enumerate(groups):
+            for g, group in enumerate(self.groups):
                 if outstanding[g]:
-                    receive(outstanding[g])
-                    outstanding[g] = send(group)
-        return results  # type: ignore[return-value]
+                    self.receive(outstanding[g])
+                    outstanding[g] = self.send(group)
+        return self.results  # type: ignore[return-value]
 
-    @staticmethod
-    def _apply(slots, slot_index: int, reply: SlotReply, jobs, results, on_result, assign) -> None:
-        slot = slots[slot_index]
+    def assign(self, index: int) -> None:
+        """Give a slot the next job (or none), with a fresh LSTM state."""
+        slot = self.slots[index]
+        slot.job = self.queue.pop() if self.queue else None
+        slot.needs_reset, slot.total_reward, slot.length = slot.job is not None, 0.0, 0
+        slot.steps = {name: [] for name in RECORDED_FIELDS} if self.record else {}
+        self.h[index] = 0.0
+        self.c[index] = 0.0
+
+    def send(self, group: list[int]) -> list[int]:
+        """One model call for the group's live episodes, then one request per worker: step or reset."""
+        slots = self.slots
+        live = [s for s in group if slots[s].job is not None and not slots[s].needs_reset]
+        actions = {}
+        if live:
+            frames = np.stack([slots[s].observation for s in live])
+            candidates = [self.jobs[slots[s].job].candidate for s in live]
+            acted, self.h[live], self.c[live], extra = self.agent.act(
+                frames, self.h[live], self.c[live], self.params[candidates], self.record)
+            for row, s in enumerate(live):
+                actions[s] = acted[row]
+                if self.record:
+                    steps = slots[s].steps
+                    steps["observations"].append(frames[row])
+                    steps["actions"].append(acted[row])
+                    for name, values in zip(("mu", "logvar", "reconstructions", "predicted_latents"), extra):
+                        steps[name].append(values[row])
+        requests: dict[int, list[SlotRequest]] = {}
+        for s in group:
+            slot = slots[s]
+            if slot.job is None:
+                continue
+            worker, local = self.pool.locate(s)
+            seed = self.jobs[slot.job].seed if slot.needs_reset else None
+            requests.setdefault(worker, []).append(SlotRequest(local, actions.get(s), seed))
+        return self.pool.send(requests)
+
+    def receive(self, workers: list[int]) -> None:
+        for worker, replies in self.pool.receive(workers).items():
+            for reply in replies:
+                self.apply(worker + reply.slot * self.pool.num_process, reply)
+
+    def apply(self, index: int, reply: SlotReply) -> None:
+        """Book a step's outcome; a finished episode is reported and its slot takes the next job."""
+        slot = self.slots[index]
         slot.observation = reply.observation
         if slot.needs_reset:
             slot.needs_reset = False
             return
         slot.total_reward += reply.reward
         slot.length += 1
-        if slot.steps:
+        if self.record:
             slot.steps["rewards"].append(reply.reward)
             slot.steps["dones"].append(reply.terminated)
         if not reply.done:
             return
-        job = jobs[slot.job]
-        steps = None
-        if slot.steps:
-            steps = {name: np.asarray(values) for name, values in slot.steps.items()}
-            steps["rewards"] = steps["rewards"].astype(np.float32)
-            steps["actions"] = steps["actions"].astype(np.float32)
-        result = EpisodeResult(slot.job, job.seed, job.candidate, slot.total_reward, slot.length, steps)
-        results[slot.job] = EpisodeResult(slot.job, job.seed, job.candidate, slot.total_reward, slot.length)
-        if on_result:
-            on_result(result)
-        assign(slot_index)
+        job = self.jobs[slot.job]
+        summary = EpisodeResult(slot.job, job.seed, job.candidate, slot.total_reward, slot.length)
+        self.results[slot.job] = summary
+        if self.on_result:
+            steps = None
+            if self.record:
+                steps = {name: np.asarray(values) for name, values in slot.steps.items()}
+                steps["rewards"] = steps["rewards"].astype(np.float32)
+                steps["actions"] = steps["actions"].astype(np.float32)
+            self.on_result(dataclasses.replace(summary, steps=steps))
+        self.assign(index)
