@@ -77,7 +77,8 @@ def test_identical_full_episode_through_make_env():
 
 
 @pytest.mark.parametrize("kwargs", [{"domain_randomize": True}, {"lap_complete_percent": 0.01},
-                                    {"continuous": False}, {"render_mode": "rgb_array"}])
+                                    {"continuous": False}, {"render_mode": "rgb_array"},
+                                    {"render_mode": "state_pixels"}])
 def test_every_keyword_argument(kwargs):
     if kwargs.get("continuous") is False:
         actions = [t % 5 for t in range(150)]

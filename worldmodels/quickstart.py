@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from worldmodels.cli import flag, parse_config
+from worldmodels.data.env import DEFAULT_ENV_ID
 from worldmodels.errors import report_errors
 from worldmodels.paths import HOME_VARIABLE, ArtifactTree, default_root
 
@@ -33,6 +34,7 @@ class QuickstartConfig:
     popsize: int = flag(8, "CMA-ES population")
     rollouts: int = flag(2, "episodes per candidate")
     eval_episodes: int = flag(8, "test episodes for the final score")
+    env_id: str = flag(DEFAULT_ENV_ID, "gymnasium environment id; CarRacing-v3 for the stock renderer")
 
 
 def run_quickstart(config: QuickstartConfig) -> dict:
@@ -52,7 +54,8 @@ def run_quickstart(config: QuickstartConfig) -> dict:
 
     stage("1/6 sampling random episodes", tree.random_rollouts)
     print(summary_line(sample_random(SamplingConfig(num_process=config.num_process, total_episodes=config.episodes,
-                                                    episode_length=config.episode_length), tree)))
+                                                    episode_length=config.episode_length, env_id=config.env_id),
+                                     tree)))
     stage("2/6 training V", tree.vae_models)
     resume_vae = int((tree.vae_models / "checkpoints" / "checkpoint").is_file())
     vae = train_vae(VAETrainingConfig(load_model=resume_vae, epochs=config.vae_epochs, shuffle_buffer=5000,
@@ -70,12 +73,12 @@ def run_quickstart(config: QuickstartConfig) -> dict:
     train_controller(ControllerTrainingConfig(
         generations=config.generations, popsize=config.popsize, rollouts=config.rollouts,
         episode_length=config.episode_length, num_process=config.num_process, eval_every=max(config.generations // 2, 1),
-        eval_episodes=config.eval_episodes), tree)
+        eval_episodes=config.eval_episodes, env_id=config.env_id), tree)
     stage("6/6 evaluating and recording", tree.evaluations)
     score = evaluate_generation(EvaluationConfig(generation="max", episodes=config.eval_episodes,
                                                  episode_length=config.episode_length,
-                                                 num_process=config.num_process), tree)
-    steps = record_episode(tree, "max", episode_length=config.episode_length)
+                                                 num_process=config.num_process, env_id=config.env_id), tree)
+    steps = record_episode(tree, "max", episode_length=config.episode_length, env_id=config.env_id)
     gif = save_gif(comparison_frames(steps, scale=2), tree.control / "quickstart-agent.gif")
     print(f"evaluation: generation {score['generation']} scores {score['mean']:.1f} +- {score['std']:.1f} over "
           f"{score['episodes']} episodes of {config.episode_length} steps -> {score['file']}")
