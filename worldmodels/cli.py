@@ -7,6 +7,8 @@ import dataclasses
 import typing
 from typing import Any, Sequence, TypeVar
 
+from worldmodels.errors import WorldModelsError
+
 Config = TypeVar("Config")
 
 
@@ -44,6 +46,14 @@ def parse_config(config_cls: type[Config], description: str | None, argv: Sequen
     add_config_arguments(parser, config_cls)
     config = config_from_args(config_cls, parser.parse_args(argv))
     return config.validate() if hasattr(config, "validate") else config
+
+
+def require_at_least(config: Any, minimum: float, *names: str) -> None:
+    """Refuse a flag below its minimum with a one-line error naming the flag."""
+    for name in names:
+        value = getattr(config, name)
+        if value < minimum:
+            raise WorldModelsError(f"--{name} must be >= {minimum}, got {value}")
 
 
 def _parse_bool(text: str) -> bool:

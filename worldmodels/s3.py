@@ -12,11 +12,14 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from worldmodels.errors import WorldModelsError
 from worldmodels.files import TEMP_PREFIX, atomic_path
 from worldmodels.paths import ArtifactTree
+
+if TYPE_CHECKING:
+    import botocore.client
 
 BUCKET_VARIABLE = "WORLD_MODELS_BUCKET"
 PREFIX_VARIABLE = "WORLD_MODELS_PREFIX"
@@ -43,7 +46,7 @@ class BucketLocation:
         return f"s3://{self.bucket}/{self.prefix.strip('/')}".rstrip("/")
 
 
-def client():
+def client() -> "botocore.client.BaseClient":
     import boto3
     from botocore.config import Config
 

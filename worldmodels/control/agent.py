@@ -58,7 +58,8 @@ class Agent:
         reconstruction = tf.cast(tf.round(self.vae.decode(mu) * 255.0), tf.uint8)
         return actions, h, c, (mu, logvar, reconstruction, expected_next_latent(mdn_params, self.mdn_rnn.config))
 
-    def act(self, frames: np.ndarray, h: np.ndarray, c: np.ndarray, params: np.ndarray, record: bool = False):
+    def act(self, frames: np.ndarray, h: np.ndarray, c: np.ndarray, params: np.ndarray,
+            record: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, StepRecord | None]:
         """Actions (batch, 3) and the next LSTM state; with `record`, also a StepRecord of numpy arrays."""
         outputs = (self._act_recorded if record else self._act)(frames, h, c, params)
         actions, h, c = (output.numpy() for output in outputs[:3])

@@ -7,12 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worldmodels.cli import flag
+from worldmodels.cli import flag, require_at_least
 from worldmodels.control.agent import Agent
 from worldmodels.control.generations import resolve_generation
 from worldmodels.control.rollout import EpisodeJob, RolloutEngine
 from worldmodels.data.env import DEFAULT_ENV_ID
-from worldmodels.errors import WorldModelsError
 from worldmodels.files import atomic_path, write_json_atomic
 from worldmodels.paths import ArtifactTree
 from worldmodels.progress import progress
@@ -32,9 +31,7 @@ class EvaluationConfig:
     env_id: str = flag(DEFAULT_ENV_ID, "gymnasium environment id")
 
     def validate(self) -> "EvaluationConfig":
-        for name in ("episodes", "episode_length", "num_process"):
-            if getattr(self, name) < 1:
-                raise WorldModelsError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        require_at_least(self, 1, "episodes", "episode_length", "num_process")
         return self
 
 

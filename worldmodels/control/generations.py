@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import os
 import pickle
 import re
@@ -14,6 +16,9 @@ import numpy as np
 from worldmodels.errors import WorldModelsError
 from worldmodels.files import TEMP_PREFIX, read_json, write_json_atomic
 from worldmodels.paths import ArtifactTree
+
+if TYPE_CHECKING:
+    import cma
 
 GENERATION_PATTERN = re.compile(r"^generation_(\d+)$")
 STATE_NAME = "es-state.pkl"
@@ -50,7 +55,7 @@ def remove_unfinished(tree: ArtifactTree) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def load_state(tree: ArtifactTree, number: int):
+def load_state(tree: ArtifactTree, number: int) -> "cma.CMAEvolutionStrategy":
     path = tree.generation(number) / STATE_NAME
     try:
         return pickle.loads(path.read_bytes())

@@ -15,7 +15,7 @@ from pathlib import Path
 import cma
 import numpy as np
 
-from worldmodels.cli import flag
+from worldmodels.cli import flag, require_at_least
 from worldmodels.control.agent import Agent
 from worldmodels.control.generations import (finished_generations, load_state, remove_unfinished, write_generation)
 from worldmodels.control.rollout import EpisodeJob, RolloutEngine
@@ -50,12 +50,9 @@ class ControllerTrainingConfig:
     env_id: str = flag(DEFAULT_ENV_ID, "gymnasium environment id")
 
     def validate(self) -> "ControllerTrainingConfig":
-        for name in ("generations", "rollouts", "episode_length", "num_process", "envs_per_process", "eval_every",
-                     "eval_episodes"):
-            if getattr(self, name) < 1:
-                raise WorldModelsError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        if self.popsize < 2:
-            raise WorldModelsError(f"--popsize must be >= 2, got {self.popsize}")
+        require_at_least(self, 1, "generations", "rollouts", "episode_length", "num_process", "envs_per_process",
+                         "eval_every", "eval_episodes")
+        require_at_least(self, 2, "popsize")
         if self.sigma <= 0:
             raise WorldModelsError(f"--sigma must be > 0, got {self.sigma}")
         return self

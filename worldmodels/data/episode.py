@@ -11,13 +11,16 @@ from __future__ import annotations
 import re
 import zipfile
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import TYPE_CHECKING, Iterable, NamedTuple
 
 import numpy as np
 
 from worldmodels.data.env import ACTION_DIM, OBSERVATION_SHAPE
 from worldmodels.errors import WorldModelsError
 from worldmodels.files import TEMP_PREFIX, atomic_path
+
+if TYPE_CHECKING:  # TensorFlow is imported lazily: sampling workers that write numpy never load it
+    import tensorflow as tf
 
 TFRECORD_SUFFIX = ".tfrecord"
 NUMPY_SUFFIX = ".npz"
@@ -109,7 +112,7 @@ def write_tfrecord(path: Path, episode: Episode) -> None:
             writer.write(_example_bytes(episode))
 
 
-def parse_episode(serialized):
+def parse_episode(serialized: "tf.Tensor") -> dict:
     """Parse a serialized episode into tensors; used by `read_tfrecord` and by tf.data pipelines."""
     import tensorflow as tf
 
@@ -125,7 +128,7 @@ def parse_episode(serialized):
     }
 
 
-def tfrecord_dataset(files: Iterable[Path]):
+def tfrecord_dataset(files: Iterable[Path]) -> "tf.data.Dataset":
     """A dataset of serialized episodes read from GZIP TFRecords."""
     import tensorflow as tf
 

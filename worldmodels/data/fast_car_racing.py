@@ -119,7 +119,7 @@ class FastCarRacing(CarRacing):
             finally:
                 car_racing.pygame = stock
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         self._road_polygons = None  # the track is rebuilt: drop the cached geometry
         return super().reset(seed=seed, options=options)
 

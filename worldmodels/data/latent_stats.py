@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from worldmodels.cli import flag
+from worldmodels.cli import flag, require_at_least
 from worldmodels.data.episode import episode_filename, episode_index, list_episodes, read_tfrecord
 from worldmodels.errors import WorldModelsError
 from worldmodels.files import TEMP_PREFIX, atomic_path, file_fingerprint, remove_stale_temporaries
@@ -36,8 +36,8 @@ class LatentStatsConfig:
     batch_size: int = flag(1000, "frames per encoder call")
 
     def validate(self) -> "LatentStatsConfig":
-        if self.episode_start < 0 or self.episodes < 1 or self.batch_size < 1:
-            raise WorldModelsError("--episode_start must be >= 0, --episodes and --batch_size >= 1")
+        require_at_least(self, 0, "episode_start")
+        require_at_least(self, 1, "episodes", "batch_size")
         return self
 
 

@@ -11,12 +11,11 @@ from typing import Callable
 
 import numpy as np
 
-from worldmodels.cli import flag
+from worldmodels.cli import flag, require_at_least
 from worldmodels.data.env import DEFAULT_ENV_ID, make_env, preprocess
 from worldmodels.data.episode import (NUMPY_SUFFIX, TFRECORD_SUFFIX, Episode, episode_filename, write_numpy,
                                       write_tfrecord)
 from worldmodels.data.policies import BrownianPolicy
-from worldmodels.errors import WorldModelsError
 from worldmodels.files import remove_stale_temporaries
 from worldmodels.paths import ArtifactTree
 from worldmodels.progress import progress
@@ -40,11 +39,8 @@ class SamplingConfig:
     generation: str = flag("max", "controller generation: a number, 'max' (newest) or 'best' (best evaluated)")
 
     def validate(self) -> "SamplingConfig":
-        for name in ("num_process", "total_episodes", "episode_length"):
-            if getattr(self, name) < 1:
-                raise WorldModelsError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        if self.start_episode < 0:
-            raise WorldModelsError(f"--start_episode must be >= 0, got {self.start_episode}")
+        require_at_least(self, 1, "num_process", "total_episodes", "episode_length")
+        require_at_least(self, 0, "start_episode")
         return self
 
     @property

@@ -47,12 +47,12 @@ class MDNRNN(keras.Model):
         self.lstm = keras.layers.LSTM(config.hidden_units, return_sequences=True, return_state=True)
         self.head = keras.layers.Dense(config.output_dim)
 
-    def call(self, inputs: tf.Tensor, initial_state=None, training: bool = False):
+    def call(self, inputs: tf.Tensor, initial_state=None, training: bool = False) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """(batch, time, latent+action) -> mixture parameters (batch, time, output_dim), h, c."""
         outputs, h, c = self.lstm(inputs, initial_state=initial_state, training=training)
         return self.head(outputs), h, c
 
-    def step(self, z: tf.Tensor, action: tf.Tensor, h: tf.Tensor, c: tf.Tensor):
+    def step(self, z: tf.Tensor, action: tf.Tensor, h: tf.Tensor, c: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """One time step for a whole batch of episodes: returns (mixture params, h, c)."""
         output, (h, c) = self.lstm.cell(tf.concat([z, action], axis=-1), [h, c])
         return self.head(output), h, c
@@ -62,7 +62,7 @@ class MDNRNN(keras.Model):
         return zeros, zeros
 
 
-def split_mixture(params: tf.Tensor, config: MDNRNNConfig):
+def split_mixture(params: tf.Tensor, config: MDNRNNConfig) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Flat head output -> (log pi, mu, log sigma), each (..., latent_dim, mixtures); log pi normalised."""
     shape = tf.concat([tf.shape(params)[:-1], [config.latent_dim, config.mixtures * 3]], axis=0)
     logit_pi, mu, log_sigma = tf.split(tf.reshape(params, shape), 3, axis=-1)

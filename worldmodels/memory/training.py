@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from worldmodels.checkpoints import CheckpointedTrainer
-from worldmodels.cli import flag
+from worldmodels.cli import flag, require_at_least
 from worldmodels.data.latent_stats import LatentEpisode, list_latents, read_latents
 from worldmodels.errors import WorldModelsError
 from worldmodels.files import CsvLog, file_fingerprint, read_json
@@ -42,9 +42,7 @@ class MemoryTrainingConfig:
     seed: int = flag(0, "seed of weights, batches and z re-sampling")
 
     def validate(self) -> "MemoryTrainingConfig":
-        for name in ("epochs", "batch_size", "hidden_units", "mixtures", "log_every"):
-            if getattr(self, name) < 1:
-                raise WorldModelsError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        require_at_least(self, 1, "epochs", "batch_size", "hidden_units", "mixtures", "log_every")
         if self.seq_length < 0 or self.seq_length == 1:
             raise WorldModelsError(f"--seq_length must be 0 (whole episodes) or >= 2, got {self.seq_length}")
         if self.learning_rate <= 0 or self.gradient_clip <= 0:
@@ -109,7 +107,8 @@ def load_latent_dataset(tree: ArtifactTree, dataset: str) -> LatentDataset:
     return LatentDataset(mu, logvar, actions, lengths)
 
 
-def make_batch(data: LatentDataset, rows: np.ndarray, seq_length: int, rng: np.random.Generator):
+def make_batch(data: LatentDataset, rows: np.ndarray, seq_length: int,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inputs [z_t, a_t], targets z_{t+1} and the valid-step mask of a batch, with z freshly sampled."""
     transitions = data.lengths[rows] - 1
     window = int(transitions.max()) if seq_length == 0 else seq_length

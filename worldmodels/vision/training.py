@@ -12,7 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 from worldmodels.checkpoints import CheckpointedTrainer
-from worldmodels.cli import flag
+from worldmodels.cli import flag, require_at_least
 from worldmodels.data.episode import list_episodes, read_tfrecord
 from worldmodels.errors import WorldModelsError
 from worldmodels.files import CsvLog, atomic_path
@@ -44,9 +44,7 @@ class VAETrainingConfig:
     seed: int = flag(0, "seed of weights and shuffling")
 
     def validate(self) -> "VAETrainingConfig":
-        for name in ("epochs", "batch_size", "latent_dim", "shuffle_buffer", "log_every", "save_every"):
-            if getattr(self, name) < 1:
-                raise WorldModelsError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        require_at_least(self, 1, "epochs", "batch_size", "latent_dim", "shuffle_buffer", "log_every", "save_every")
         if self.learning_rate <= 0:
             raise WorldModelsError(f"--learning_rate must be > 0, got {self.learning_rate}")
         return self
