@@ -47,28 +47,41 @@ def test_one_generation_end_to_end(agent_tree):
 
 def test_killed_run_resumes_exactly(agent_tree, tmp_path):
     tree = agent_tree
-    command = [sys.executable, str(REPO / "worldmodels/control/train_controller.py"), "--generations", "4", *TINY_CMA]
+    generations = "6"
+    command = [sys.executable, str(REPO / "worldmodels/control/train_controller.py"), "--generations", generations,
+               *TINY_CMA]
     process = subprocess.Popen(command, env={**os.environ, HOME_VARIABLE: str(tree.root)},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and not tree.generation(1).exists():
-        time.sleep(0.05)
-    time.sleep(0.3)  # into generation 2
-    process.send_signal(signal.SIGKILL)
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)  # somewhere in generation 2
     process.wait()
     done = finished_generations(tree)
-    assert 1 in done and len(done) < 4
+    assert 1 in done and len(done) < 6
     for number in done:  # what has its final name is complete
         assert {p.name for p in tree.generation(number).iterdir()} == GENERATION_FILES
-    run_script("control/train_controller.py", "--generations", "4", *TINY_CMA, root=tree.root)
-    assert finished_generations(tree) == [0, 1, 2, 3]
+    run_script("control/train_controller.py", "--generations", generations, *TINY_CMA, root=tree.root)
+    assert finished_generations(tree) == [0, 1, 2, 3, 4, 5]
     assert not [p for p in tree.generations.iterdir() if p.name.startswith(".tmp")]
+    logged = [row["generation"] for row in csv.DictReader(tree.rewards_log.open())]
+    assert logged == ["0", "1", "2", "3", "4", "5"]
 
     fresh = type(tree)(tmp_path / "fresh")
     save_tiny_agent(fresh)
-    run_script("control/train_controller.py", "--generations", "4", *TINY_CMA, root=fresh.root)
+    run_script("control/train_controller.py", "--generations", generations, *TINY_CMA, root=fresh.root)
     for name in ("mean-params.npy", "epoch-results.npy"):
-        np.testing.assert_allclose(np.load(tree.generation(3) / name), np.load(fresh.generation(3) / name), rtol=1e-5)
+        np.testing.assert_allclose(np.load(tree.generation(5) / name), np.load(fresh.generation(5) / name), rtol=1e-5)
+
+
+def test_generation_missing_from_the_log_is_logged_on_resume(agent_tree):
+    tree = agent_tree
+    run_script("control/train_controller.py", "--generations", "2", *TINY_CMA, root=tree.root)
+    lines = tree.rewards_log.read_text().splitlines()
+    tree.rewards_log.write_text("\n".join(lines[:-1]) + "\n")  # as if killed right after the rename
+    run_script("control/train_controller.py", "--generations", "3", *TINY_CMA, root=tree.root)
+    rows = list(csv.DictReader(tree.rewards_log.open()))
+    assert [row["generation"] for row in rows] == ["0", "1", "2"]
 
 
 def test_bad_inputs(agent_tree, tmp_path):

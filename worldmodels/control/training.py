@@ -7,6 +7,7 @@ held-out tracks; the best evaluated mean is kept, as the original did.
 
 from __future__ import annotations
 
+import csv
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -17,7 +18,8 @@ import numpy as np
 
 from worldmodels.cli import flag, require_at_least
 from worldmodels.control.agent import Agent
-from worldmodels.control.generations import (finished_generations, load_state, remove_unfinished, write_generation)
+from worldmodels.control.generations import (finished_generations, generation_summary, load_state, remove_unfinished,
+                                              write_generation)
 from worldmodels.control.rollout import EpisodeJob, RolloutEngine
 from worldmodels.data.env import DEFAULT_ENV_ID
 from worldmodels.errors import WorldModelsError
@@ -127,6 +129,15 @@ class ControllerTrainer:
         write_json_atomic(tree.control / "config.json", {**asdict(config), "models": model_fingerprints(tree)})
         self.rewards_log = CsvLog(tree.rewards_log, REWARD_COLUMNS)
         self.evaluation_log = CsvLog(tree.control / "evaluations.log", EVALUATION_COLUMNS)
+        self._log_unlogged(done)
+
+    def _log_unlogged(self, finished: list[int]) -> None:
+        """A kill between renaming a generation into place and logging it leaves it out of rewards.log."""
+        with self.tree.rewards_log.open() as handle:
+            logged = {row["generation"] for row in csv.DictReader(handle)}
+        for number in finished:
+            if str(number) not in logged:
+                self.rewards_log.append(generation_summary(self.tree, number))
 
     def best_evaluation(self) -> float:
         path = self.tree.best_controller / "best.json"
