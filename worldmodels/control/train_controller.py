@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> None:
 
     config = parse_config(ControllerTrainingConfig, __doc__, argv)
     tree = ArtifactTree.from_env()
-    fetch_stage_inputs(config.data, tree, [tree.vae_models, tree.memory_models])
+    fetch_stage_inputs(config.data, tree, [tree.vae_models, tree.memory_models, tree.control])  # control/: to resume
     summaries = train_controller(config, tree)
     if not summaries:
         print(f"nothing to do: {config.generations} generations already finished in {tree.generations}")

@@ -52,6 +52,12 @@ def rotate_like_pygame(x: np.ndarray, y: np.ndarray, angle: float) -> tuple[np.n
     return cos * x - sin * y, sin * x + cos * y
 
 
+def to_screen(points: np.ndarray, zoom: float, translation, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """World points (..., 2) -> window x and y, as stock `_draw_colored_polygon` computes them."""
+    x, y = rotate_like_pygame(points[..., 0], points[..., 1], angle)
+    return x * zoom + translation[0], y * zoom + translation[1]
+
+
 def _grass_polygons() -> np.ndarray:
     """The stock grass checkerboard, in the stock drawing order: (400, 4, 2) world coordinates."""
     size = car_racing.GRASS_DIM
@@ -154,9 +160,7 @@ class FastCarRacing(CarRacing):
     @staticmethod
     def _covers_screen(polygon: np.ndarray, zoom, translation, angle) -> bool:
         """True when a convex polygon contains the whole window with a few pixels to spare."""
-        x, y = rotate_like_pygame(polygon[:, 0], polygon[:, 1], angle)
-        x = x * zoom + translation[0]
-        y = y * zoom + translation[1]
+        x, y = to_screen(polygon, zoom, translation, angle)
         spare = COVER_MARGIN_PIXELS
         corners = np.array([(-spare, -spare), (car_racing.WINDOW_W + spare, -spare),
                             (car_racing.WINDOW_W + spare, car_racing.WINDOW_H + spare),
@@ -170,9 +174,7 @@ class FastCarRacing(CarRacing):
         """Transform every polygon at once, then draw those the stock bounds test keeps, in order."""
         from pygame import gfxdraw
 
-        x, y = rotate_like_pygame(polygons[..., 0], polygons[..., 1], angle)
-        x = x * zoom + translation[0]
-        y = y * zoom + translation[1]
+        x, y = to_screen(polygons, zoom, translation, angle)
         margin = car_racing.MAX_SHAPE_DIM
         inside = ((-margin <= x) & (x <= car_racing.WINDOW_W + margin)
                   & (-margin <= y) & (y <= car_racing.WINDOW_H + margin))
