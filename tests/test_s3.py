@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import boto3
 import numpy as np
 import pytest
@@ -49,22 +51,35 @@ def test_push_pull_only_new_or_changed(tree, bucket, tmp_path):
     (tree.vae_models / ".tmp-1234-vae.weights.h5").write_bytes(b"half written")
     location = BucketLocation(bucket, "runs/a")
 
-    assert push(tree, location) == {"uploaded": 2, "unchanged": 0}
+    assert push(tree, location) == {"uploaded": 2, "unchanged": 0, "kept": 0}
     # The bucket holds the tree as it is, so `aws s3 sync` sees the same layout.
     assert keys(bucket) == {"runs/a/random-rollouts/episode_000000.tfrecord", "runs/a/vae-training/models/vae.json"}
-    assert push(tree, location) == {"uploaded": 0, "unchanged": 2}
+    assert push(tree, location) == {"uploaded": 0, "unchanged": 2, "kept": 0}
     (tree.vae_models / "vae.json").write_text('{"latent_dim": 16}')
-    assert push(tree, location) == {"uploaded": 1, "unchanged": 1}
+    assert push(tree, location) == {"uploaded": 1, "unchanged": 1, "kept": 0}
 
     other = ArtifactTree(tmp_path / "other")
-    assert pull(other, location, ["vae-training"]) == {"downloaded": 1, "unchanged": 0}
+    assert pull(other, location, ["vae-training"]) == {"downloaded": 1, "unchanged": 0, "kept": 0}
     assert (other.vae_models / "vae.json").read_text() == '{"latent_dim": 16}'
     assert not other.random_rollouts.exists()
-    assert pull(other, location) == {"downloaded": 1, "unchanged": 1}
+    assert pull(other, location) == {"downloaded": 1, "unchanged": 1, "kept": 0}
     assert (other.random_rollouts / "episode_000000.tfrecord").read_bytes() == \
         (tree.random_rollouts / "episode_000000.tfrecord").read_bytes()
-    (other.vae_models / "vae.json").write_text("local edit")
-    assert pull(other, location, ["vae-training/models"]) == {"downloaded": 1, "unchanged": 0}
+
+    # Progress made here since the last push is never overwritten by the bucket's older copy ...
+    local = other.vae_models / "vae.json"
+    local.write_text('{"latent_dim": 16, "edited": "here"}')
+    assert pull(other, location, ["vae-training/models"]) == {"downloaded": 0, "unchanged": 0, "kept": 1}
+    assert "edited" in local.read_text()
+    # ... while a local copy older than the bucket's is brought up to date.
+    os.utime(local, (1_000_000_000, 1_000_000_000))
+    assert pull(other, location, ["vae-training/models"]) == {"downloaded": 1, "unchanged": 0, "kept": 0}
+    assert local.read_text() == '{"latent_dim": 16}'
+    # and a push does not overwrite a bucket object that is newer than the local file
+    stale = tree.vae_models / "vae.json"
+    stale.write_text("an old edit")
+    os.utime(stale, (1_000_000_000, 1_000_000_000))
+    assert push(tree, location, ["vae-training"]) == {"uploaded": 0, "unchanged": 0, "kept": 1}
 
 
 def test_sync_script_and_train_from_a_pulled_tree(tree, bucket, tmp_path):

@@ -81,22 +81,29 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _same(path: Path, size: int, etag: str) -> bool:
+@dataclass(frozen=True)
+class RemoteFile:
+    size: int
+    etag: str
+    modified: float  # POSIX seconds
+
+
+def _same(path: Path, remote: RemoteFile) -> bool:
     """Same size, and same MD5 where the ETag is one (multipart uploads' ETags are not)."""
-    if path.stat().st_size != size:
+    if path.stat().st_size != remote.size:
         return False
-    etag = etag.strip('"')
+    etag = remote.etag.strip('"')
     return "-" in etag or _md5(path) == etag
 
 
-def _remote_files(s3, location: BucketLocation, folder: str) -> dict[str, tuple[int, str]]:
-    """Relative path (from the tree root) -> (size, ETag) of every object under a folder."""
+def _remote_files(s3, location: BucketLocation, folder: str) -> dict[str, RemoteFile]:
+    """Relative path (from the tree root) -> size, ETag and time of every object under a folder."""
     base = location.key(folder).rstrip("/") + "/"
     strip = len(location.key(""))
     files = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=base):
         for item in page.get("Contents", []):
-            files[item["Key"][strip:]] = (item["Size"], item["ETag"])
+            files[item["Key"][strip:]] = RemoteFile(item["Size"], item["ETag"], item["LastModified"].timestamp())
     return files
 
 
@@ -109,37 +116,58 @@ def _local_files(root: Path, folder: str) -> list[Path]:
 
 
 def push(tree: ArtifactTree, location: BucketLocation, folders: Sequence[str] = FOLDERS) -> dict:
-    """Upload new or changed files of `folders` (relative to the tree root); returns counts."""
-    s3, uploaded, unchanged = client(), 0, 0
+    """Upload files of `folders` that are new, or changed and newer than the bucket's copy.
+
+    A bucket object newer than the local file is left alone (another machine pushed progress since).
+    """
+    s3, counts = client(), {"uploaded": 0, "unchanged": 0, "kept": 0}
     with s3_errors(location):
         s3.head_bucket(Bucket=location.bucket)
         for folder in folders:
             remote = _remote_files(s3, location, folder)
             for path in _local_files(tree.root, folder):
                 relative = path.relative_to(tree.root).as_posix()
-                if relative in remote and _same(path, *remote[relative]):
-                    unchanged += 1
-                    continue
-                s3.upload_file(str(path), location.bucket, location.key(relative))
-                uploaded += 1
-    return {"uploaded": uploaded, "unchanged": unchanged}
+                theirs = remote.get(relative)
+                if theirs is not None and _same(path, theirs):
+                    counts["unchanged"] += 1
+                elif theirs is not None and theirs.modified > path.stat().st_mtime:
+                    counts["kept"] += 1
+                else:
+                    s3.upload_file(str(path), location.bucket, location.key(relative))
+                    counts["uploaded"] += 1
+    return counts
 
 
 def pull(tree: ArtifactTree, location: BucketLocation, folders: Sequence[str] = FOLDERS) -> dict:
-    """Download new or changed objects under `folders`; each file lands atomically."""
-    s3, downloaded, unchanged = client(), 0, 0
+    """Download objects under `folders` that are new, or changed and newer than the local file.
+
+    A local file newer than the bucket's copy is kept (this machine has progress the bucket lacks);
+    each download lands atomically and takes the object's time as its modification time.
+    """
+    s3, counts = client(), {"downloaded": 0, "unchanged": 0, "kept": 0}
     with s3_errors(location):
         s3.head_bucket(Bucket=location.bucket)
         for folder in folders:
-            for relative, (size, etag) in _remote_files(s3, location, folder).items():
+            for relative, theirs in _remote_files(s3, location, folder).items():
                 path = tree.root / relative
-                if path.is_file() and _same(path, size, etag):
-                    unchanged += 1
+                if path.is_file() and _same(path, theirs):
+                    counts["unchanged"] += 1
+                    continue
+                if path.is_file() and path.stat().st_mtime >= theirs.modified:
+                    counts["kept"] += 1
                     continue
                 with atomic_path(path) as temp:
                     s3.download_file(location.bucket, location.key(relative), str(temp))
-                downloaded += 1
-    return {"downloaded": downloaded, "unchanged": unchanged}
+                    os.utime(temp, (theirs.modified, theirs.modified))
+                counts["downloaded"] += 1
+    return counts
+
+
+def describe(counts: dict) -> str:
+    """One line for a push or pull: what moved, what was already there, what was newer on the other side."""
+    moved = "uploaded" if "uploaded" in counts else "downloaded"
+    side = "in the bucket" if moved == "uploaded" else "here"
+    return f"{counts[moved]} {moved}, {counts['unchanged']} unchanged, {counts['kept']} kept (newer {side})"
 
 
 def relative_folders(tree: ArtifactTree, folders: Sequence[Path]) -> list[str]:

@@ -16,9 +16,8 @@ def fetch_stage_inputs(data: str, tree: ArtifactTree, folders: Sequence[Path]) -
         return
     if data != "s3":
         raise WorldModelsError(f"--data must be 'local' or 's3', got {data!r}")
-    from worldmodels.s3 import BucketLocation, pull, relative_folders
+    from worldmodels.s3 import BucketLocation, describe, pull, relative_folders
 
     location = BucketLocation.from_env()
     counts = pull(tree, location, relative_folders(tree, folders))
-    print(f"pulled {location} -> {tree.root}: {counts['downloaded']} downloaded, {counts['unchanged']} unchanged",
-          flush=True)
+    print(f"pulled {location} -> {tree.root}: {describe(counts)}", flush=True)

@@ -11,7 +11,7 @@ import os
 
 from worldmodels.errors import WorldModelsError, report_errors
 from worldmodels.paths import ArtifactTree
-from worldmodels.s3 import BUCKET_VARIABLE, DEFAULT_BUCKET, FOLDERS, PREFIX_VARIABLE, BucketLocation, pull, push
+from worldmodels.s3 import BUCKET_VARIABLE, DEFAULT_BUCKET, FOLDERS, PREFIX_VARIABLE, BucketLocation, describe, pull, push
 
 
 @report_errors
@@ -31,10 +31,10 @@ def main(argv: list[str] | None = None) -> None:
     tree, location = ArtifactTree.from_env(), BucketLocation(args.bucket, args.prefix)
     if args.direction == "push":
         counts = push(tree, location, args.folders)
-        print(f"pushed {tree.root} -> {location}: {counts['uploaded']} uploaded, {counts['unchanged']} unchanged")
+        print(f"pushed {tree.root} -> {location}: {describe(counts)}")
     else:
         counts = pull(tree, location, args.folders)
-        print(f"pulled {location} -> {tree.root}: {counts['downloaded']} downloaded, {counts['unchanged']} unchanged")
+        print(f"pulled {location} -> {tree.root}: {describe(counts)}")
 
 
 if __name__ == "__main__":
