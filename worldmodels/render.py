@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gymnasium.envs.box2d import car_racing
+
 from worldmodels.control.agent import Agent
 from worldmodels.control.generations import resolve_generation
 from worldmodels.control.rollout import EpisodeJob, RolloutEngine
@@ -44,11 +46,19 @@ def comparison_frames(steps: dict, scale: int = 3, gap: int = 4) -> np.ndarray:
     return row.repeat(scale, axis=1).repeat(scale, axis=2)
 
 
-def save_gif(frames: np.ndarray, path: Path, fps: int = 25) -> Path:
-    """Write frames as a looping GIF, atomically."""
+def save_gif(frames: np.ndarray, path: Path, every: int = 2, colours: int = 128) -> Path:
+    """Write a looping GIF in real time (CarRacing runs at 50 steps/s), atomically.
+
+    Every `every`-th frame is kept, and all frames share one palette: with per-frame palettes each
+    frame is stored whole, four times larger (27 KB vs 7 KB a frame at scale 2).
+    """
     from PIL import Image
 
-    images = [Image.fromarray(frame) for frame in frames]
+    chosen = frames[::every]
+    sample = np.concatenate(list(chosen[:: max(len(chosen) // 16, 1)]), axis=0)
+    palette = Image.fromarray(sample).quantize(colors=colours)
+    images = [Image.fromarray(frame).quantize(palette=palette, dither=Image.Dither.NONE) for frame in chosen]
     with atomic_path(Path(path)) as temp:
-        images[0].save(temp, format="GIF", save_all=True, append_images=images[1:], duration=1000 // fps, loop=0)
+        images[0].save(temp, format="GIF", save_all=True, append_images=images[1:],
+                       duration=round(1000 * every / car_racing.FPS), loop=0)
     return Path(path)
