@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -32,6 +33,22 @@ def atomic_path(final: Path) -> Iterator[Path]:
     finally:
         if temp.exists():
             temp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_folder(final: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `final`; it takes `final`'s place, whole, only if the block succeeds."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = final.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{final.name}")
+    temp.mkdir()
+    try:
+        yield temp
+        if final.exists():  # an earlier complete copy (a re-run of the same item): replaced whole
+            shutil.rmtree(final)
+        os.replace(temp, final)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -63,13 +80,15 @@ def file_fingerprint(path: Path) -> str:
 
 
 def remove_stale_temporaries(folder: Path) -> int:
-    """Delete temporaries left by a killed run; returns how many were removed."""
+    """Delete temporary files and folders left in `folder` by a killed run; returns how many."""
     removed = 0
     if folder.is_dir():
         for temp in folder.glob(f"{TEMP_PREFIX}*"):
-            if temp.is_file():
+            if temp.is_dir():
+                shutil.rmtree(temp, ignore_errors=True)
+            else:
                 temp.unlink(missing_ok=True)
-                removed += 1
+            removed += 1
     return removed
 
 

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import os
 import pickle
 import re
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from worldmodels.errors import WorldModelsError
-from worldmodels.files import TEMP_PREFIX, read_json, write_json_atomic
+from worldmodels.files import atomic_folder, read_json, write_json_atomic
 from worldmodels.paths import ArtifactTree
 
 if TYPE_CHECKING:
@@ -33,26 +30,12 @@ def finished_generations(tree: ArtifactTree) -> list[int]:
 
 def write_generation(tree: ArtifactTree, number: int, arrays: dict[str, np.ndarray], state: bytes, summary: dict) -> Path:
     """Write every file of a generation into a temporary folder, then rename it: all or nothing."""
-    final = tree.generation(number)
-    temp = tree.generations / f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{final.name}"
-    temp.mkdir(parents=True)
-    try:
+    with atomic_folder(tree.generation(number)) as temp:
         for name, array in arrays.items():
             np.save(temp / f"{name}.npy", array)
         (temp / STATE_NAME).write_bytes(state)
         write_json_atomic(temp / "generation.json", summary)
-        if final.exists():  # left by an earlier run of this same generation: replace it whole
-            shutil.rmtree(final)
-        os.replace(temp, final)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
-    return final
-
-
-def remove_unfinished(tree: ArtifactTree) -> None:
-    if tree.generations.is_dir():
-        for path in tree.generations.glob(f"{TEMP_PREFIX}*"):
-            shutil.rmtree(path, ignore_errors=True)
+    return tree.generation(number)
 
 
 def load_state(tree: ArtifactTree, number: int) -> "cma.CMAEvolutionStrategy":

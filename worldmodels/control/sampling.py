@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +12,7 @@ from worldmodels.control.generations import resolve_generation
 from worldmodels.control.rollout import EpisodeJob, EpisodeResult, RolloutEngine
 from worldmodels.data.episode import Episode, episode_filename, write_tfrecord
 from worldmodels.data.sampling import SamplingConfig, episode_seed
-from worldmodels.files import TEMP_PREFIX
+from worldmodels.files import atomic_folder, remove_stale_temporaries
 from worldmodels.paths import ArtifactTree
 from worldmodels.progress import progress
 
@@ -29,16 +26,9 @@ NUMPY_FIELDS = {  # file name in controller-samples/<seed>/ -> recorded array
 
 def write_sample_folder(folder: Path, steps: dict[str, np.ndarray]) -> None:
     """One `.npy` per array in `controller-samples/<seed>/`, renamed into place as a whole folder."""
-    temp = folder.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{folder.name}")
-    temp.mkdir(parents=True)
-    try:
+    with atomic_folder(folder) as temp:
         for name, key in NUMPY_FIELDS.items():
             np.save(temp / f"{name}.npy", steps[key])
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(temp, folder)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 def sample_controller(config: SamplingConfig, tree: ArtifactTree) -> str:
@@ -55,8 +45,7 @@ def sample_controller(config: SamplingConfig, tree: ArtifactTree) -> str:
         folder = tree.controller_samples_root
         target = {index: tree.controller_samples(seeds[index]) for index in config.indices}
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob(f"{TEMP_PREFIX}*"):  # files and folders left by a killed run
-        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    remove_stale_temporaries(folder)
     pending = [index for index in config.indices if not target[index].exists()]
     jobs = [EpisodeJob(seeds[index], 0) for index in pending]
     bar = progress(len(jobs), f"sampling generation {label}", unit="episode")

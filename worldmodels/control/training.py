@@ -18,12 +18,12 @@ import numpy as np
 
 from worldmodels.cli import flag, require_at_least
 from worldmodels.control.agent import Agent
-from worldmodels.control.generations import (finished_generations, generation_summary, load_state, remove_unfinished,
-                                              write_generation)
+from worldmodels.control.generations import finished_generations, generation_summary, load_state, write_generation
 from worldmodels.control.rollout import EpisodeJob, RolloutEngine
 from worldmodels.data.env import DEFAULT_ENV_ID
 from worldmodels.errors import WorldModelsError
-from worldmodels.files import CsvLog, atomic_path, file_fingerprint, read_json, write_json_atomic
+from worldmodels.files import (CsvLog, atomic_path, file_fingerprint, read_json, remove_stale_temporaries,
+                               write_json_atomic)
 from worldmodels.paths import ArtifactTree
 from worldmodels.progress import progress
 from worldmodels.seeds import CMA_HELD_OUT, CMA_TRAINING, derive_seed
@@ -113,7 +113,7 @@ class ControllerTrainer:
 
     def __init__(self, config: ControllerTrainingConfig, tree: ArtifactTree, agent: Agent):
         self.config, self.tree, self.agent = config.validate(), tree, agent
-        remove_unfinished(tree)
+        remove_stale_temporaries(tree.generations)
         done = finished_generations(tree)
         if done:
             _check_resume(config, tree)
