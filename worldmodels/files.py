@@ -17,6 +17,11 @@ from worldmodels.errors import WorldModelsError
 TEMP_PREFIX = ".tmp-"
 
 
+def temporary_name(final: Path) -> Path:
+    """A unique name beside `final` that listings of finished artifacts skip (it starts with a dot)."""
+    return final.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{final.name}")
+
+
 @contextlib.contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temporary path beside `final`; rename it into place only if the block succeeds.
@@ -26,7 +31,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    temp = final.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{final.name}")
+    temp = temporary_name(final)
     try:
         yield temp
         os.replace(temp, final)
@@ -40,7 +45,7 @@ def atomic_folder(final: Path) -> Iterator[Path]:
     """Yield a temporary folder beside `final`; it takes `final`'s place, whole, only if the block succeeds."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    temp = final.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex[:8]}-{final.name}")
+    temp = temporary_name(final)
     temp.mkdir()
     try:
         yield temp
