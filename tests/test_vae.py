@@ -5,7 +5,9 @@ import tensorflow as tf
 
 from helpers import synthetic_episode
 from worldmodels.errors import WorldModelsError
-from worldmodels.vision.vae import VAEConfig, build_vae, encode_frames, load_vae, save_vae, vae_losses
+from worldmodels.vision.layers import FastConv2DTranspose
+from worldmodels.vision.vae import (VAEConfig, build_vae, encode_frames, load_vae, reference_vae, save_vae,
+                                    vae_losses)
 
 
 def test_architecture_matches_the_paper():
@@ -63,3 +65,69 @@ def test_missing_or_damaged_model_is_a_clear_error(tmp_path):
     (tmp_path / "vae.weights.h5").write_bytes(b"not hdf5")
     with pytest.raises(WorldModelsError, match="vae.weights.h5: cannot load"):
         load_vae(tmp_path)
+
+
+def _copy_of(source, reference: bool = False):
+    """A model of the other kind (fast or stock layers) holding `source`'s weights."""
+    model = build_vae(source.config, reference=reference)
+    model.set_weights(source.get_weights())
+    return model
+
+
+def _deterministic_loss(model, images):
+    """The paper's loss with z = mu, so two models can be compared gradient for gradient."""
+    mu, logvar = model.encode(images)
+    squared_error = tf.reduce_sum(tf.square(images - model.decode(mu)), axis=[1, 2, 3])
+    kl = -0.5 * tf.reduce_sum(1.0 + logvar - tf.square(mu) - tf.exp(logvar), axis=1)
+    return tf.reduce_mean(squared_error) + tf.reduce_mean(tf.maximum(kl, model.config.kl_floor))
+
+
+def test_fast_layers_compute_the_reference_function_and_gradients():
+    keras.utils.set_random_seed(3)
+    reference = reference_vae()
+    fast = _copy_of(reference)
+    assert [v.shape for v in fast.weights] == [v.shape for v in reference.weights]
+    images = tf.constant(synthetic_episode(6, seed=1).observations, tf.float32) / 255.0
+    for a, b in zip(reference.encode(images), fast.encode(images)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    z = tf.random.normal((6, 32), seed=1)
+    np.testing.assert_allclose(reference.decode(z), fast.decode(z), atol=1e-5)
+    gradients = []
+    for model in (reference, fast):
+        with tf.GradientTape() as tape:
+            loss = _deterministic_loss(model, images)
+        gradients.append(tape.gradient(loss, model.trainable_variables))
+    for variable, a, b in zip(fast.trainable_variables, *gradients):
+        scale = float(tf.reduce_max(tf.abs(a))) + 1e-12
+        assert float(tf.reduce_max(tf.abs(a - b))) / scale < 1e-4, variable.path
+
+
+def test_weights_saved_by_stock_layers_still_load(tmp_path):
+    """Files written before the fast layers (stock Conv2D/Conv2DTranspose layout) are converted on load."""
+    keras.utils.set_random_seed(4)
+    old = reference_vae()
+    save_vae(old, tmp_path)
+    loaded = load_vae(tmp_path)
+    assert type(loaded.decoder.layers[-1]) is FastConv2DTranspose
+    frames = synthetic_episode(5, seed=2).observations
+    old_mu, old_logvar = encode_frames(old, frames)
+    new_mu, new_logvar = encode_frames(loaded, frames)
+    np.testing.assert_allclose(old_mu, new_mu, atol=1e-5)
+    np.testing.assert_allclose(old_logvar, new_logvar, atol=1e-5)
+    np.testing.assert_allclose(old.decode(old_mu), loaded.decode(new_mu), atol=1e-4)
+
+
+def test_checkpoint_written_with_stock_layers_resumes(tree):
+    from worldmodels.vision.training import VAETrainer, VAETrainingConfig
+
+    keras.utils.set_random_seed(5)
+    old = VAETrainer(VAETrainingConfig(layers="reference"), tree)
+    old.train_step(tf.random.uniform((4, 64, 64, 3), seed=5))
+    old.save()
+    resumed = VAETrainer(VAETrainingConfig(), tree)
+    resumed.restore()
+    assert int(resumed.step.numpy()) == 1
+    for a, b in zip(old.model.get_weights(), resumed.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(old.optimizer.variables, resumed.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -26,8 +26,12 @@ def export_model(model: keras.Model, folder: Path, weights_name: str, config_nam
 
 
 def import_model(folder: Path, weights_name: str, config_name: str, config_cls: type, build: Callable[..., Model],
-                 label: str, producer: str) -> Model:
-    """Rebuild a model from its saved config and weights; anything missing or damaged is a one-line error."""
+                 label: str, producer: str, legacy_build: Callable[..., keras.Model] | None = None) -> Model:
+    """Rebuild a model from its saved config and weights; anything missing or damaged is a one-line error.
+
+    `legacy_build` makes the model as earlier releases did (same variables, other layer classes):
+    weights saved by them are read into it and copied over, so old files keep loading.
+    """
     folder = Path(folder)
     weights, config_path = folder / weights_name, folder / config_name
     if not weights.is_file() or not config_path.is_file():
@@ -40,8 +44,19 @@ def import_model(folder: Path, weights_name: str, config_name: str, config_cls: 
     try:
         model.load_weights(str(weights))
     except Exception as error:  # h5py and Keras raise many types for a damaged file
-        raise WorldModelsError(f"{weights}: cannot load {label} weights ({str(error).splitlines()[0][:200]})") from None
+        if legacy_build is None or not _load_legacy(model, legacy_build(config), weights):
+            raise WorldModelsError(f"{weights}: cannot load {label} weights "
+                                   f"({str(error).splitlines()[0][:200]})") from None
     return model
+
+
+def _load_legacy(model: keras.Model, legacy: keras.Model, weights: Path) -> bool:
+    try:
+        legacy.load_weights(str(weights))
+    except Exception:
+        return False
+    model.set_weights(legacy.get_weights())
+    return True
 
 
 class CheckpointedTrainer:

@@ -164,7 +164,7 @@ class ControllerTrainer:
         if (generation + 1) % self.config.eval_every == 0:
             summary["evaluation"] = self.evaluate_mean(engine, generation, arrays["mean-params"])
         summary["seconds"] = time.monotonic() - start
-        write_generation(self.tree, generation, arrays, self.es.pickle_dumps(), summary)
+        write_generation(self.tree, generation, arrays, self.es, summary)
         self.rewards_log.append(summary)
         return summary
 

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from worldmodels.checkpoints import CheckpointedTrainer
+from worldmodels.optimizers import FusedAdam
 from worldmodels.cli import flag, require_at_least
 from worldmodels.data.latent_stats import LatentEpisode, list_latents, read_latents
 from worldmodels.errors import WorldModelsError
@@ -136,7 +137,7 @@ class MemoryTrainer(CheckpointedTrainer):
         self.config, self.tree = config.validate(), tree
         keras.utils.set_random_seed(config.seed)
         model = build_mdn_rnn(MDNRNNConfig(latent_dim, action_dim, config.hidden_units, config.mixtures))
-        super().__init__(model, keras.optimizers.Adam(config.learning_rate, clipvalue=config.gradient_clip),
+        super().__init__(model, FusedAdam(config.learning_rate, clipvalue=config.gradient_clip),
                          tree.memory_models)
 
     def export(self) -> Path:

@@ -12,6 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 from worldmodels.checkpoints import CheckpointedTrainer
+from worldmodels.optimizers import FusedAdam
 from worldmodels.cli import flag, require_at_least
 from worldmodels.data.episode import list_episodes, read_tfrecord
 from worldmodels.errors import WorldModelsError
@@ -42,6 +43,8 @@ class VAETrainingConfig:
     save_every: int = flag(1000, "steps between checkpoints (one is also written at every epoch end)")
     max_episodes: int = flag(0, "train on at most this many episodes (0: all)")
     seed: int = flag(0, "seed of weights and shuffling")
+    layers: str = flag("fast", "fast: V's CPU-friendly layers; reference: the same network from stock Keras layers "
+                       "(slow without AVX-512; for comparisons)", choices=("fast", "reference"))
 
     def validate(self) -> "VAETrainingConfig":
         require_at_least(self, 1, "epochs", "batch_size", "latent_dim", "shuffle_buffer", "log_every", "save_every")
@@ -79,8 +82,8 @@ class VAETrainer(CheckpointedTrainer):
     def __init__(self, config: VAETrainingConfig, tree: ArtifactTree):
         self.config, self.tree = config.validate(), tree
         keras.utils.set_random_seed(config.seed)
-        super().__init__(build_vae(VAEConfig(config.latent_dim, config.kl_tolerance)),
-                         keras.optimizers.Adam(config.learning_rate), tree.vae_models)
+        super().__init__(build_vae(VAEConfig(config.latent_dim, config.kl_tolerance), config.layers == "reference"),
+                         FusedAdam(config.learning_rate), tree.vae_models)
 
     def export(self) -> Path:
         return save_vae(self.model, self.tree.vae_models)

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from worldmodels.data.env import OBSERVATION_SHAPE
 from worldmodels.checkpoints import export_model, import_model
+from worldmodels.vision.layers import FastConv2D, FastConv2DTranspose
 
 ENCODER_FILTERS = (32, 64, 128, 256)  # kernel 4, stride 2, valid: 64 -> 31 -> 14 -> 6 -> 2
 DECODER_LAYERS = ((128, 5), (64, 5), (32, 6))  # (filters, kernel), stride 2: 1 -> 5 -> 13 -> 30 -> 64
@@ -31,21 +32,29 @@ class VAEConfig:
 
 
 class ConvVAE(keras.Model):
-    """Encoder to (mu, logvar), reparameterised sample, decoder back to a 64x64x3 image in [0, 1]."""
+    """Encoder to (mu, logvar), reparameterised sample, decoder back to a 64x64x3 image in [0, 1].
 
-    def __init__(self, config: VAEConfig = VAEConfig(), **kwargs):
+    `reference=True` builds the same network from stock Keras layers: the straightforward version,
+    slow on CPUs without AVX-512, kept to check the fast layers against and to read weights saved
+    before them.  Both have identical variables in identical order.
+    """
+
+    def __init__(self, config: VAEConfig = VAEConfig(), reference: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.config = config
+        conv = (lambda f, k, **kw: keras.layers.Conv2D(f, k, strides=2, **kw)) if reference else FastConv2D
+        deconv = (lambda f, k, **kw: keras.layers.Conv2DTranspose(f, k, strides=2, **kw)) if reference \
+            else FastConv2DTranspose
         self.encoder = keras.Sequential(
             [keras.Input(OBSERVATION_SHAPE)]
-            + [keras.layers.Conv2D(filters, 4, strides=2, activation="relu") for filters in ENCODER_FILTERS]
+            + [conv(filters, 4, activation="relu") for filters in ENCODER_FILTERS]
             + [keras.layers.Flatten(), keras.layers.Dense(2 * config.latent_dim)],
             name="encoder")
+        # The Reshape keeps the layer indices of checkpoints written before the fast layers.
         self.decoder = keras.Sequential(
             [keras.Input((config.latent_dim,)), keras.layers.Dense(1024), keras.layers.Reshape((1, 1, 1024))]
-            + [keras.layers.Conv2DTranspose(filters, kernel, strides=2, activation="relu")
-               for filters, kernel in DECODER_LAYERS]
-            + [keras.layers.Conv2DTranspose(3, 6, strides=2, activation="sigmoid")],
+            + [deconv(filters, kernel, activation="relu") for filters, kernel in DECODER_LAYERS]
+            + [deconv(3, 6, activation="sigmoid")],
             name="decoder")
 
     def encode(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -79,10 +88,15 @@ def vae_losses(model: ConvVAE, images: tf.Tensor) -> dict[str, tf.Tensor]:
             "kl": kl_loss, "kl_unclamped": tf.reduce_mean(kl)}
 
 
-def build_vae(config: VAEConfig = VAEConfig()) -> ConvVAE:
-    model = ConvVAE(config)
+def build_vae(config: VAEConfig = VAEConfig(), reference: bool = False) -> ConvVAE:
+    model = ConvVAE(config, reference=reference)
     model(tf.zeros((1, *OBSERVATION_SHAPE)))  # create the variables
     return model
+
+
+def reference_vae(config: VAEConfig = VAEConfig()) -> ConvVAE:
+    """The same network from stock Keras layers (see ConvVAE)."""
+    return build_vae(config, reference=True)
 
 
 def save_vae(model: ConvVAE, folder: Path) -> Path:
@@ -90,7 +104,8 @@ def save_vae(model: ConvVAE, folder: Path) -> Path:
 
 
 def load_vae(folder: Path) -> ConvVAE:
-    return import_model(folder, WEIGHTS_NAME, CONFIG_NAME, VAEConfig, build_vae, "VAE", "train_vae.py")
+    return import_model(folder, WEIGHTS_NAME, CONFIG_NAME, VAEConfig, build_vae, "VAE", "train_vae.py",
+                        legacy_build=reference_vae)
 
 
 def encode_frames(model: ConvVAE, frames_uint8: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
