@@ -1,6 +1,7 @@
 """CMA-ES, controller sampling and evaluation through the real entry scripts, on tiny settings."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from worldmodels.paths import HOME_VARIABLE
 TINY_CMA = ("--popsize", "4", "--rollouts", "2", "--episode_length", "25", "--num_process", "2",
             "--eval_every", "2", "--eval_episodes", "2")
 GENERATION_FILES = {"population-params.npy", "best-params.npy", "mean-params.npy", "epoch-results.npy",
-                    "es-state.pkl", "generation.json"}
+                    "es-state.json", "es-state.npz", "generation.json"}
 
 
 @pytest.fixture
@@ -39,7 +40,8 @@ def test_one_generation_end_to_end(agent_tree):
     assert np.load(folder / "epoch-results.npy").shape == (4, 2)
     rows = list(csv.DictReader(tree.rewards_log.open()))
     assert [row["generation"] for row in rows] == ["0", "1"]
-    assert set(rows[0]) == {"generation", "mean", "best", "worst", "sigma", "seconds", "evaluation"}
+    assert set(rows[0]) == {"generation", "mean", "best", "worst", "sigma", "seconds", "evaluation", "env_steps"}
+    assert int(rows[1]["env_steps"]) == 4 * 2 * 25 + 2 * 25  # population episodes + held-out evaluation
     assert rows[1]["evaluation"] != "" and (tree.best_controller / "best-params.npy").is_file()
     again = run_script("control/train_controller.py", "--generations", "2", *TINY_CMA, root=tree.root)
     assert "nothing to do" in again.stdout
@@ -95,9 +97,9 @@ def test_bad_inputs(agent_tree, tmp_path):
         "data/sample_policy.py", "--policy", "controller", "--generation", "5", root=tree.root, check=False))
     assert "no evaluated controller" in error_line(run_script(
         "control/evaluate_controller.py", "--generation", "best", root=tree.root, check=False))
-    (tree.generation(0) / "es-state.pkl").write_bytes(b"\x80\x04garbage")
+    (tree.generation(0) / "es-state.json").write_text('{"format": "garbage')
     result = run_script("control/train_controller.py", "--generations", "2", *TINY_CMA, root=tree.root, check=False)
-    assert "es-state.pkl: corrupt optimizer state" in error_line(result)
+    assert "es-state.json: corrupt optimizer state" in error_line(result)
     assert (tree.generation(0) / "best-params.npy").is_file()  # nothing lost
     changed = run_script("control/train_controller.py", "--generations", "2", *TINY_CMA[:-6], "--popsize", "6",
                          root=tree.root, check=False)
@@ -140,3 +142,68 @@ def test_sampling_evaluation_and_second_generation(agent_tree):
     assert "moved to" in second.stdout  # the first run is kept aside, not mixed with the new V and M
     assert finished_generations(tree) == [0]
     assert len(list((tree.root / "control-archive").iterdir())) == 1
+
+
+def test_early_stopping_shortens_training_episodes_never_evaluations(agent_tree):
+    tree = agent_tree
+    run_script("control/train_controller.py", "--generations", "2", *TINY_CMA[:-4], "--episode_length", "60",
+               "--eval_every", "2", "--eval_episodes", "2", "--max_idle_steps", "1", root=tree.root)
+    rows = list(csv.DictReader(tree.rewards_log.open()))
+    assert int(rows[0]["env_steps"]) < 4 * 2 * 60  # an untrained driver leaves the track: episodes cut short
+    evaluations = list(csv.DictReader((tree.control / "evaluations.log").open()))
+    assert [int(row["env_steps"]) for row in evaluations] == [2 * 60]  # held-out episodes ran in full
+    result = run_script("control/evaluate_controller.py", "--generation", "max", "--episodes", "2",
+                        "--episode_length", "60", "--num_process", "2", root=tree.root)
+    summary = json.loads(next(tree.evaluations.glob("*.json")).read_text())
+    assert summary["lengths"] == [60, 60] and "over 2 episodes" in result.stdout
+
+
+def test_warm_start_from_a_generation_archives_the_old_run_and_resumes_itself(agent_tree):
+    tree = agent_tree
+    run_script("control/train_controller.py", "--generations", "1", *TINY_CMA, root=tree.root)
+    start = np.load(tree.generation(0) / "mean-params.npy")
+    warm = ("--init_from", "0", "--sigma", "1e-6")
+    result = run_script("control/train_controller.py", "--generations", "1", *TINY_CMA, *warm, root=tree.root)
+    assert "moved to" in result.stdout and "CMA-ES starts from" in result.stdout
+    archived = next((tree.root / "control-archive").iterdir())
+    np.testing.assert_array_equal(np.load(archived / "generations/generation_0/mean-params.npy"), start)
+    population = np.load(tree.generation(0) / "population-params.npy")
+    np.testing.assert_allclose(population, np.broadcast_to(start, population.shape), atol=1e-4)
+    again = run_script("control/train_controller.py", "--generations", "2", *TINY_CMA, *warm, root=tree.root)
+    assert "moved to" not in again.stdout and finished_generations(tree) == [0, 1]  # the same command resumes
+    assert len(list((tree.root / "control-archive").iterdir())) == 1
+
+
+@pytest.mark.parametrize("kind", ["npy", "generation folder", "artifact tree", "wrong size"])
+def test_warm_start_sources(agent_tree, tmp_path, kind):
+    from worldmodels.control.warm_start import resolve_initial_params
+    from worldmodels.paths import ArtifactTree
+
+    tree = agent_tree
+    params = np.random.default_rng(0).normal(size=147).astype(np.float32)
+    other = ArtifactTree(tmp_path / "other")
+    if kind == "npy":
+        spec = tmp_path / "params.npy"
+        np.save(spec, params)
+    elif kind == "generation folder":
+        spec = tmp_path / "generation_7"
+        spec.mkdir()
+        np.save(spec / "mean-params.npy", params)
+        np.save(spec / "best-params.npy", params + 1)
+    elif kind == "artifact tree":  # e.g. where pretrained.sh installed an archive: its best evaluated controller
+        other.best_controller.mkdir(parents=True)
+        np.save(other.best_controller / "best-params.npy", params)
+        spec = other.root
+    else:
+        spec = tmp_path / "small.npy"
+        np.save(spec, params[:10])
+        result = run_script("control/train_controller.py", "--generations", "1", *TINY_CMA, "--init_from", str(spec),
+                            root=tree.root, check=False)
+        assert "--init_from" in error_line(result) and "small.npy" in error_line(result)
+        return
+    loaded, _ = resolve_initial_params(tree, str(spec))
+    np.testing.assert_array_equal(loaded, params)
+    run_script("control/train_controller.py", "--generations", "1", *TINY_CMA, "--init_from", str(spec), "--sigma",
+               "1e-6", root=tree.root)
+    population = np.load(tree.generation(0) / "population-params.npy")
+    np.testing.assert_allclose(population, np.broadcast_to(params, population.shape), atol=1e-4)

@@ -111,3 +111,33 @@ def test_tampered_archive_is_refused_and_nothing_unpacked(exported, tmp_path, at
                             capture_output=True, text=True, timeout=120)
     assert message.split(" for ")[0] in error_line(result)
     assert not root.exists()
+
+
+def test_pinned_sha256_is_checked_before_anything_is_read(exported, tmp_path):
+    import hashlib
+
+    _, archive, _ = exported
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    good = run_script_install(tmp_path / "pinned", str(archive), "--sha256", digest)
+    assert good.returncode == 0 and "matches the pin" in good.stdout
+    unpinned = run_script_install(tmp_path / "unpinned", str(archive))
+    assert "only the archive's internal consistency was checked" in unpinned.stdout
+    wrong = run_script_install(tmp_path / "wrong", str(archive), "--sha256", "0" * 64)
+    assert "is not the pinned" in error_line(wrong)
+    assert not (tmp_path / "wrong" / "vae-training").exists()
+    # One changed byte (here in the gzip trailer, so the archive itself still reads) is refused by the pin.
+    changed = tmp_path / "changed.tar.gz"
+    data = bytearray(archive.read_bytes())
+    data[-5] ^= 1
+    changed.write_bytes(bytes(data))
+    refused = run_script_install(tmp_path / "changed", str(changed), "--sha256", digest)
+    assert "is not the pinned" in error_line(refused) and not (tmp_path / "changed" / "control").exists()
+
+
+def run_script_install(root, *args: str):
+    import sys
+
+    env = {**os.environ, HOME_VARIABLE: str(root)}
+    env.pop("WORLD_MODELS_PRETRAINED", None)
+    return subprocess.run([sys.executable, "-m", "worldmodels.pretrained", "install", *args], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=300)

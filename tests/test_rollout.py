@@ -57,3 +57,17 @@ def test_agent_load_needs_both_models(tree):
     (tree.memory_models / "mdn_rnn.weights.h5").unlink()
     with pytest.raises(WorldModelsError, match="no trained MDN-RNN"):
         Agent.load(tree)
+
+
+def test_idle_episodes_end_early_only_when_asked(agent):
+    """A driver that leaves the track ends after `max_idle_steps` steps without a new tile, with the same
+    rewards up to that point as the full episode."""
+    params = np.zeros((1, agent.controller.num_params), np.float32)  # steer 0, half gas: straight off the road
+    recorded = []
+    with RolloutEngine(agent, num_process=1, episode_length=150) as engine:
+        full, cut = engine.run(params, [EpisodeJob(11, 0), EpisodeJob(11, 0, max_idle_steps=10)], record=True,
+                               on_result=recorded.append)
+    assert full.length == 150 and cut.length < full.length
+    rewards = next(r for r in recorded if r.job == 0).steps["rewards"]
+    assert np.all(rewards[cut.length - 10: cut.length] < 0)  # the last 10 steps reached no new tile
+    assert np.isclose(cut.total_reward, rewards[: cut.length].sum(), atol=1e-3)

@@ -107,6 +107,9 @@ class CsvLog:
         if not self.path.exists() or self.path.stat().st_size == 0:
             with self.path.open("w", newline="") as handle:
                 csv.writer(handle).writerow(self.columns)
+        else:  # a log begun by an earlier version keeps its own columns
+            with self.path.open(newline="") as handle:
+                self.columns = next(csv.reader(handle), self.columns)
 
     def append(self, row: Mapping[str, Any]) -> None:
         with self.path.open("a", newline="") as handle:

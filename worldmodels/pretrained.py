@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import posixpath
 import tarfile
 import tempfile
@@ -29,7 +30,19 @@ from worldmodels.paths import ArtifactTree
 MANIFEST = "manifest.json"
 FORMAT = 1
 SOURCE_VARIABLE = "WORLD_MODELS_PRETRAINED"
-DEFAULT_SOURCE = "s3://world-models/pretrained/worldmodels-agent.tar.gz"
+# The agent shipped in the repository, with its SHA-256 pinned beside it (`pretrained/`).
+SHIPPED_ARCHIVE = Path(__file__).resolve().parents[1] / "pretrained" / "worldmodels-agent.tar.gz"
+BUCKET_SOURCE = "s3://world-models/pretrained/worldmodels-agent.tar.gz"
+
+
+def default_source() -> tuple[str, str]:
+    """(source, pinned sha256 or ""): $WORLD_MODELS_PRETRAINED, else the shipped archive, else the team bucket."""
+    if os.environ.get(SOURCE_VARIABLE):
+        return os.environ[SOURCE_VARIABLE], ""
+    pin = SHIPPED_ARCHIVE.with_name(SHIPPED_ARCHIVE.name + ".sha256")
+    if SHIPPED_ARCHIVE.is_file() and pin.is_file():
+        return str(SHIPPED_ARCHIVE), pin.read_text().split()[0]
+    return BUCKET_SOURCE, ""
 
 
 def _sha256(data: bytes) -> str:
@@ -126,10 +139,23 @@ def fetch(source: str, folder: Path) -> Path:
     return path
 
 
-def install_archive(source: str, tree: ArtifactTree) -> dict:
-    """Fetch, verify every checksum, and only then unpack into the artifact tree."""
+def check_pin(archive_path: Path, sha256: str) -> None:
+    """Refuse an archive whose own SHA-256 is not the pinned one, before any member is read."""
+    digest = hashlib.sha256()
+    with archive_path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    if digest.hexdigest() != sha256.lower():
+        raise WorldModelsError(f"{archive_path}: refused: SHA-256 {digest.hexdigest()} is not the pinned {sha256}")
+
+
+def install_archive(source: str, tree: ArtifactTree, sha256: str = "") -> dict:
+    """Fetch, check the pinned hash, verify every checksum, and only then unpack into the artifact tree."""
     with tempfile.TemporaryDirectory() as folder:
-        manifest, contents = verified_contents(fetch(source, Path(folder)))
+        archive_path = fetch(source, Path(folder))
+        if sha256:
+            check_pin(archive_path, sha256)
+        manifest, contents = verified_contents(archive_path)
     for name, data in contents.items():
         with atomic_path(tree.root / name) as temp:
             temp.write_bytes(data)
@@ -138,25 +164,29 @@ def install_archive(source: str, tree: ArtifactTree) -> dict:
 
 @report_errors
 def main(argv: list[str] | None = None) -> None:
-    import os
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     export = commands.add_parser("export", help="write a generation's agent as one archive")
     export.add_argument("--generation", default="max", help="a number, or 'max' for the newest")
     export.add_argument("--output", default="worldmodels-agent.tar.gz")
     install = commands.add_parser("install", help="download, verify and unpack an archive")
-    install.add_argument("source", nargs="?", default=os.environ.get(SOURCE_VARIABLE, DEFAULT_SOURCE),
-                         help=f"URL, s3:// location or path (default: ${SOURCE_VARIABLE} or {DEFAULT_SOURCE})")
+    install.add_argument("source", nargs="?", default="",
+                         help=f"URL, s3:// location or path (default: ${SOURCE_VARIABLE}, else the archive shipped "
+                              f"in pretrained/ with its pinned SHA-256, else {BUCKET_SOURCE})")
+    install.add_argument("--sha256", default="", help="refuse the archive unless its SHA-256 is this")
     args = parser.parse_args(argv)
     tree = ArtifactTree.from_env()
     if args.command == "export":
         manifest = export_archive(tree, args.generation, Path(args.output))
         print(f"exported generation {manifest['generation']} ({len(manifest['files'])} files) -> {args.output}")
     else:
-        manifest = install_archive(args.source, tree)
-        print(f"installed generation {manifest['generation']} ({len(manifest['files'])} files, checksums verified) "
-              f"-> {tree.root}")
+        source, sha256 = (args.source, args.sha256) if args.source else default_source()
+        sha256 = args.sha256 or sha256
+        manifest = install_archive(source, tree, sha256)
+        trust = (f"archive SHA-256 matches the pin {sha256[:12]}..." if sha256 else
+                 "no --sha256 pin: only the archive's internal consistency was checked, not where it came from")
+        print(f"installed generation {manifest['generation']} ({len(manifest['files'])} files, checksums verified; "
+              f"{trust}) -> {tree.root}")
 
 
 if __name__ == "__main__":

@@ -28,12 +28,14 @@ class QuickstartConfig:
     num_process: int = flag(os.cpu_count() or 1, "worker processes for sampling and CMA-ES")
     episodes: int = flag(16, "random episodes to sample")
     episode_length: int = flag(300, "steps per episode, everywhere")
-    vae_epochs: int = flag(8, "VAE epochs")
+    vae_epochs: int = flag(6, "VAE epochs")
+    vae_learning_rate: float = flag(1e-3, "VAE learning rate (10x the paper's: few steps must show the road)")
     memory_epochs: int = flag(30, "MDN-RNN epochs")
     generations: int = flag(6, "CMA-ES generations")
     popsize: int = flag(8, "CMA-ES population")
     rollouts: int = flag(2, "episodes per candidate")
     eval_episodes: int = flag(8, "test episodes for the final score")
+    max_idle_steps: int = flag(50, "end a training episode after this many steps without a new track tile")
     env_id: str = flag(DEFAULT_ENV_ID, "gymnasium environment id; CarRacing-v3 for the stock renderer")
 
 
@@ -59,7 +61,7 @@ def run_quickstart(config: QuickstartConfig) -> dict:
     stage("2/6 training V", tree.vae_models)
     resume_vae = int((tree.vae_models / "checkpoints" / "checkpoint").is_file())
     vae = train_vae(VAETrainingConfig(load_model=resume_vae, epochs=config.vae_epochs, shuffle_buffer=5000,
-                                      log_every=10, save_every=500), tree)
+                                      learning_rate=config.vae_learning_rate, log_every=10, save_every=500), tree)
     print(f"V: {vae['epochs']} epochs, loss {vae.get('loss', float('nan')):.1f}; log {tree.vae_log}")
     stage("3/6 encoding latent stats", tree.latent_stats)
     encoded = sample_latent_stats(LatentStatsConfig(episodes=config.episodes), tree)
@@ -72,8 +74,8 @@ def run_quickstart(config: QuickstartConfig) -> dict:
     stage("5/6 CMA-ES", tree.generations)
     train_controller(ControllerTrainingConfig(
         generations=config.generations, popsize=config.popsize, rollouts=config.rollouts,
-        episode_length=config.episode_length, num_process=config.num_process, eval_every=max(config.generations // 2, 1),
-        eval_episodes=config.eval_episodes, env_id=config.env_id), tree)
+        episode_length=config.episode_length, num_process=config.num_process, eval_every=config.generations,
+        eval_episodes=config.eval_episodes, env_id=config.env_id, max_idle_steps=config.max_idle_steps), tree)
     stage("6/6 evaluating and recording", tree.evaluations)
     score = evaluate_generation(EvaluationConfig(generation="max", episodes=config.eval_episodes,
                                                  episode_length=config.episode_length,

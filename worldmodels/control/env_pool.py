@@ -22,6 +22,7 @@ class SlotRequest:
     slot: int  # the worker's local slot index
     action: np.ndarray | None  # step with this action ...
     seed: int | None = None  # ... or reset to this seed
+    max_idle_steps: int = 0  # with a reset: end the episode after this many steps without a new tile (0: never)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ def _worker_main(connection, env_id: str, episode_length: int) -> None:
     from worldmodels.data.env import make_env, preprocess
 
     envs: dict = {}
+    patience: dict[int, int] = {}  # per slot: the episode's max_idle_steps
+    idle: dict[int, int] = {}  # per slot: consecutive steps without a new track tile
     try:
         while True:
             command, requests = connection.recv()
@@ -50,8 +53,12 @@ def _worker_main(connection, env_id: str, episode_length: int) -> None:
                 if request.seed is not None:
                     frame, _ = env.reset(seed=request.seed)
                     reward, terminated, truncated = 0.0, False, False
+                    patience[request.slot], idle[request.slot] = request.max_idle_steps, 0
                 else:
                     frame, reward, terminated, truncated, _ = env.step(request.action)
+                    # A step's reward is -0.1 unless the car reached a new tile of the track.
+                    idle[request.slot] = idle[request.slot] + 1 if reward < 0 else 0
+                    truncated = truncated or 0 < patience[request.slot] <= idle[request.slot]
                 replies.append(SlotReply(request.slot, preprocess(frame), float(reward), bool(terminated),
                                          bool(terminated or truncated)))
             connection.send(("ok", replies))

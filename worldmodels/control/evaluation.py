@@ -49,7 +49,8 @@ def evaluate_generation(config: EvaluationConfig, tree: ArtifactTree) -> dict:
     scores = np.array([result.total_reward for result in results], np.float32)
     summary = {"generation": label, "episodes": len(scores), "mean": float(scores.mean()), "std": float(scores.std()),
                "episode_length": config.episode_length, "seed": config.seed,
-               "seeds": [job.seed for job in jobs], "scores": scores.tolist()}
+               "seeds": [job.seed for job in jobs], "scores": scores.tolist(),
+               "lengths": [result.length for result in results], "env_id": config.env_id}
     stem = f"generation_{label}_seed_{config.seed}_episodes_{config.episodes}"
     with atomic_path(tree.evaluations / f"{stem}.npy") as temp:
         np.save(temp, scores)

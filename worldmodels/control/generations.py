@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pickle
 import re
 from pathlib import Path
 
@@ -18,7 +17,7 @@ if TYPE_CHECKING:
     import cma
 
 GENERATION_PATTERN = re.compile(r"^generation_(\d+)$")
-STATE_NAME = "es-state.pkl"
+LEGACY_STATE_NAME = "es-state.pkl"  # written by earlier versions; never unpickled
 
 
 def finished_generations(tree: ArtifactTree) -> list[int]:
@@ -28,30 +27,55 @@ def finished_generations(tree: ArtifactTree) -> list[int]:
     return sorted(int(match.group(1)) for match in numbers if match)
 
 
-def write_generation(tree: ArtifactTree, number: int, arrays: dict[str, np.ndarray], state: bytes, summary: dict) -> Path:
+def write_generation(tree: ArtifactTree, number: int, arrays: dict[str, np.ndarray], es: "cma.CMAEvolutionStrategy",
+                     summary: dict) -> Path:
     """Write every file of a generation into a temporary folder, then rename it: all or nothing."""
+    from worldmodels.control.es_state import save_es_state  # cma imports matplotlib: only optimizer paths pay
+
     with atomic_folder(tree.generation(number)) as temp:
         for name, array in arrays.items():
             np.save(temp / f"{name}.npy", array)
-        (temp / STATE_NAME).write_bytes(state)
+        save_es_state(es, temp)
         write_json_atomic(temp / "generation.json", summary)
     return tree.generation(number)
 
 
 def load_state(tree: ArtifactTree, number: int) -> "cma.CMAEvolutionStrategy":
-    path = tree.generation(number) / STATE_NAME
-    try:
-        return pickle.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise WorldModelsError(f"{path}: optimizer state missing; delete {path.parent} to resume from the one before") from None
-    except Exception as error:  # unpickling damaged bytes raises almost anything
-        raise WorldModelsError(f"{path}: corrupt optimizer state ({type(error).__name__}); "
-                               f"delete {path.parent} to resume from the generation before") from None
+    from worldmodels.control.es_state import JSON_NAME, load_es_state
+
+    folder = tree.generation(number)
+    if not (folder / JSON_NAME).exists() and (folder / LEGACY_STATE_NAME).exists():
+        return _restart_from_legacy(tree, number)
+    return load_es_state(folder)
+
+
+def _restart_from_legacy(tree: ArtifactTree, number: int) -> "cma.CMAEvolutionStrategy":
+    """A pickle can run code when loaded, so an old-format state is left unread: a new optimizer starts from
+    that generation's mean and step size, losing only the adapted covariance."""
+    from worldmodels.control.es_state import new_optimizer
+
+    folder = tree.generation(number)
+    mean = load_params(folder / "mean-params.npy")
+    sigma = _json_field(folder / "generation.json", "sigma")
+    popsize = _json_field(tree.control / "config.json", "popsize")
+    if type(mean) is not np.ndarray or mean.ndim != 1 or type(sigma) not in (int, float) or not sigma > 0:
+        raise WorldModelsError(f"{folder}: cannot restart CMA-ES from mean-params.npy and the sigma in generation.json")
+    if type(popsize) is not int or popsize < 2:
+        raise WorldModelsError(f"{tree.control / 'config.json'}: popsize missing or invalid, got {popsize!r}")
+    print(f"note: {folder / LEGACY_STATE_NAME} uses the old pickle format, which is not loaded for safety; "
+          f"CMA-ES restarts from generation {number}'s mean and sigma {sigma:.4g} with a fresh covariance", flush=True)
+    covariance = read_json(tree.control / "config.json").get("covariance", "full")
+    return new_optimizer(mean.astype(np.float64), float(sigma), popsize, covariance)
+
+
+def _json_field(path: Path, name: str):
+    document = read_json(path)
+    return document.get(name) if isinstance(document, dict) else None
 
 
 def load_params(path: Path) -> np.ndarray:
     try:
-        return np.load(path)
+        return np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise WorldModelsError(f"{path}: controller parameters not found") from None
     except (ValueError, OSError, EOFError) as error:

@@ -27,6 +27,7 @@ PIPELINE_GROUPS = 2
 class EpisodeJob:
     seed: int  # track seed passed to env.reset
     candidate: int  # row of the parameter matrix that drives this episode
+    max_idle_steps: int = 0  # end the episode early after this many steps without a new tile (0: never)
 
 
 @dataclass
@@ -141,8 +142,9 @@ class _Run:
             if slot.job is None:
                 continue
             worker, local = self.pool.locate(s)
-            seed = self.jobs[slot.job].seed if slot.needs_reset else None
-            requests.setdefault(worker, []).append(SlotRequest(local, actions.get(s), seed))
+            job = self.jobs[slot.job]
+            seed = job.seed if slot.needs_reset else None
+            requests.setdefault(worker, []).append(SlotRequest(local, actions.get(s), seed, job.max_idle_steps))
         return self.pool.send(requests)
 
     def receive(self, workers: list[int]) -> None:

@@ -13,12 +13,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cma
 import numpy as np
 
 from worldmodels.cli import flag, require_at_least
 from worldmodels.control.agent import Agent
+from worldmodels.control.es_state import new_optimizer
 from worldmodels.control.generations import finished_generations, generation_summary, load_state, write_generation
+from worldmodels.control.warm_start import resolve_initial_params
 from worldmodels.control.rollout import EpisodeJob, RolloutEngine
 from worldmodels.data.env import DEFAULT_ENV_ID
 from worldmodels.errors import WorldModelsError
@@ -28,10 +29,10 @@ from worldmodels.paths import ArtifactTree
 from worldmodels.progress import progress
 from worldmodels.seeds import CMA_HELD_OUT, CMA_TRAINING, derive_seed
 
-REWARD_COLUMNS = ("generation", "mean", "best", "worst", "sigma", "seconds", "evaluation")
-EVALUATION_COLUMNS = ("generation", "mean", "std", "episodes", "best_so_far")
+REWARD_COLUMNS = ("generation", "mean", "best", "worst", "sigma", "seconds", "evaluation", "env_steps")
+EVALUATION_COLUMNS = ("generation", "mean", "std", "episodes", "best_so_far", "env_steps")
 # Flags that must not change when a run resumes: they define what the saved generations mean.
-FIXED_ON_RESUME = ("popsize", "rollouts", "episode_length", "sigma", "seed", "env_id")
+FIXED_ON_RESUME = ("popsize", "rollouts", "episode_length", "sigma", "covariance", "seed", "env_id", "init_from")
 
 
 @dataclass(frozen=True)
@@ -45,30 +46,32 @@ class ControllerTrainingConfig:
     num_process: int = flag(os.cpu_count() or 1, "environment worker processes")
     envs_per_process: int = flag(8, "environments each worker steps per request")
     sigma: float = flag(0.1, "initial CMA-ES step size")
+    covariance: str = flag("full", "CMA-ES covariance: full (the paper) or diagonal (separable CMA-ES: faster "
+                           "adaptation and O(n) cost for the 867 parameters)", choices=("full", "diagonal"))
     eval_every: int = flag(25, "generations between held-out evaluations of the CMA-ES mean")
     eval_episodes: int = flag(1024, "held-out episodes per evaluation")
     seed: int = flag(0, "seed of CMA-ES and of the training tracks")
     data: str = flag("local", "where V and M come from", choices=("local", "s3"))
     env_id: str = flag(DEFAULT_ENV_ID, "gymnasium environment id")
+    max_idle_steps: int = flag(0, "end a training episode after this many consecutive steps without a new track tile "
+                               "(0: never); held-out and test evaluations always run full episodes")
+    init_from: str = flag("", "start CMA-ES from a trained controller: a generation of this tree (number, 'max' or "
+                          "'best'), a params .npy file, a generation folder, or another artifact tree (e.g. an "
+                          "installed archive); a different run already in control/ is moved to control-archive/")
 
     def validate(self) -> "ControllerTrainingConfig":
         require_at_least(self, 1, "generations", "rollouts", "episode_length", "num_process", "envs_per_process",
                          "eval_every", "eval_episodes")
+        require_at_least(self, 0, "max_idle_steps")
         require_at_least(self, 2, "popsize")
         if self.sigma <= 0:
             raise WorldModelsError(f"--sigma must be > 0, got {self.sigma}")
         return self
 
 
-def global_randn(*shape: int) -> np.ndarray:
-    """pycma's sampler, by reference: a pickled `np.random.randn` would carry a frozen copy of the
-    generator, so a resumed run would no longer follow the per-generation seeding below."""
-    return np.random.randn(*shape)
-
-
 def training_jobs(config: ControllerTrainingConfig, generation: int, candidates: int) -> list[EpisodeJob]:
     seeds = [derive_seed(CMA_TRAINING, config.seed, generation, r) for r in range(config.rollouts)]
-    return [EpisodeJob(seed, candidate) for candidate in range(candidates) for seed in seeds]
+    return [EpisodeJob(seed, candidate, config.max_idle_steps) for candidate in range(candidates) for seed in seeds]
 
 
 def held_out_jobs(episodes: int) -> list[EpisodeJob]:
@@ -85,10 +88,14 @@ def model_fingerprints(tree: ArtifactTree) -> dict[str, str]:
             "mdn_rnn": file_fingerprint(tree.memory_models / MDN_WEIGHTS)}
 
 
-def archive_if_models_changed(tree: ArtifactTree, models: dict[str, str]) -> Path | None:
-    """Move an earlier run aside when V or M were retrained since (the upstream second generation)."""
+def archive_if_changed(tree: ArtifactTree, models: dict[str, str], init_from: str) -> Path | None:
+    """Move an earlier run aside when V or M were retrained since (the upstream second generation), or when
+    a warm start asks for a new run."""
     path = tree.control / "config.json"
-    if not finished_generations(tree) or not path.is_file() or read_json(path).get("models") == models:
+    if not finished_generations(tree) or not path.is_file():
+        return None
+    saved = read_json(path)
+    if saved.get("models") == models and (not init_from or saved.get("init_from", "") == init_from):
         return None
     archive = tree.control_archive(time.strftime("%Y%m%d-%H%M%S"))
     archive.parent.mkdir(parents=True, exist_ok=True)
@@ -101,8 +108,9 @@ def _check_resume(config: ControllerTrainingConfig, tree: ArtifactTree) -> None:
     if not path.is_file():
         return
     saved = read_json(path)
-    changed = [f"--{name} {saved.get(name)} -> {getattr(config, name)}" for name in FIXED_ON_RESUME
-               if saved.get(name) != getattr(config, name)]
+    defaults = asdict(ControllerTrainingConfig())  # flags that runs of earlier versions did not record
+    changed = [f"--{name} {saved.get(name, defaults[name])} -> {getattr(config, name)}" for name in FIXED_ON_RESUME
+               if saved.get(name, defaults[name]) != getattr(config, name)]
     if changed:
         raise WorldModelsError(f"{path}: cannot resume with changed flags ({', '.join(changed)}); "
                                f"keep them, or move {tree.control} away to start a new run")
@@ -111,7 +119,8 @@ def _check_resume(config: ControllerTrainingConfig, tree: ArtifactTree) -> None:
 class ControllerTrainer:
     """One CMA-ES run: resumes from the newest finished generation folder."""
 
-    def __init__(self, config: ControllerTrainingConfig, tree: ArtifactTree, agent: Agent):
+    def __init__(self, config: ControllerTrainingConfig, tree: ArtifactTree, agent: Agent,
+                 initial_mean: np.ndarray | None = None):
         self.config, self.tree, self.agent = config.validate(), tree, agent
         remove_stale_temporaries(tree.generations)
         done = finished_generations(tree)
@@ -123,8 +132,8 @@ class ControllerTrainer:
                                        f"the current V and M need {agent.controller.num_params}")
             self.next_generation = done[-1] + 1
         else:
-            options = {"popsize": config.popsize, "randn": global_randn, "verbose": -9}
-            self.es = cma.CMAEvolutionStrategy(np.zeros(agent.controller.num_params), config.sigma, options)
+            mean = np.zeros(agent.controller.num_params) if initial_mean is None else initial_mean.astype(np.float64)
+            self.es = new_optimizer(mean, config.sigma, config.popsize, config.covariance)
             self.next_generation = 0
         write_json_atomic(tree.control / "config.json", {**asdict(config), "models": model_fingerprints(tree)})
         self.rewards_log = CsvLog(tree.rewards_log, REWARD_COLUMNS)
@@ -155,6 +164,7 @@ class ControllerTrainer:
         results = engine.run(population, jobs, on_result=lambda _: bar.update(1))
         bar.close()
         rewards = np.array([result.total_reward for result in results], np.float32).reshape(len(population), -1)
+        env_steps = sum(result.length for result in results)
         fitness = rewards.mean(axis=1)
         self.es.tell(solutions, (-fitness).tolist())
         summary = {"generation": generation, "mean": float(fitness.mean()), "best": float(fitness.max()),
@@ -162,17 +172,20 @@ class ControllerTrainer:
         arrays = {"population-params": population, "best-params": population[int(np.argmax(fitness))],
                   "mean-params": np.asarray(self.es.mean, np.float32), "epoch-results": rewards}
         if (generation + 1) % self.config.eval_every == 0:
-            summary["evaluation"] = self.evaluate_mean(engine, generation, arrays["mean-params"])
-        summary["seconds"] = time.monotonic() - start
+            summary["evaluation"], evaluation_steps = self.evaluate_mean(engine, generation, arrays["mean-params"])
+            env_steps += evaluation_steps
+        summary["seconds"], summary["env_steps"] = time.monotonic() - start, env_steps
         write_generation(self.tree, generation, arrays, self.es, summary)
         self.rewards_log.append(summary)
         return summary
 
-    def evaluate_mean(self, engine: RolloutEngine, generation: int, mean_params: np.ndarray) -> float:
+    def evaluate_mean(self, engine: RolloutEngine, generation: int, mean_params: np.ndarray) -> tuple[float, int]:
+        """Score the CMA-ES mean on the held-out tracks (full episodes); returns the mean and the env steps."""
         jobs = held_out_jobs(self.config.eval_episodes)
         bar = progress(len(jobs), f"held-out evaluation {generation}", unit="episode")
-        scores = np.array([r.total_reward for r in engine.run(mean_params[None], jobs, on_result=lambda _: bar.update(1))])
+        results = engine.run(mean_params[None], jobs, on_result=lambda _: bar.update(1))
         bar.close()
+        scores = np.array([result.total_reward for result in results])
         mean = float(scores.mean())
         best = max(mean, self.best_evaluation())
         if mean >= best:
@@ -181,19 +194,27 @@ class ControllerTrainer:
                 np.save(temp, mean_params)
             write_json_atomic(best_folder / "best.json", {"generation": generation, "mean": mean,
                                                           "std": float(scores.std()), "episodes": len(scores)})
+        env_steps = sum(result.length for result in results)
         self.evaluation_log.append({"generation": generation, "mean": mean, "std": float(scores.std()),
-                                    "episodes": len(scores), "best_so_far": best})
-        return mean
+                                    "episodes": len(scores), "best_so_far": best, "env_steps": env_steps})
+        return mean, env_steps
 
 
 def train_controller(config: ControllerTrainingConfig, tree: ArtifactTree) -> list[dict]:
     """Run CMA-ES generations until `config.generations` exist; returns the summaries of this run's."""
     config.validate()
     agent = Agent.load(tree)
-    archive = archive_if_models_changed(tree, model_fingerprints(tree))
+    initial_mean = None
+    if config.init_from:  # resolved before an earlier run is moved away: it may be the source
+        initial_mean, source = resolve_initial_params(tree, config.init_from)
+        initial_mean = agent.controller.check(initial_mean, f"--init_from {source}")
+    archive = archive_if_changed(tree, model_fingerprints(tree), config.init_from)
     if archive:
-        print(f"note: V or M changed since the last CMA-ES run; it was moved to {archive} and a new run starts")
-    trainer = ControllerTrainer(config, tree, agent)
+        print(f"note: V or M changed, or --init_from asks for a new run; the earlier CMA-ES run was moved to "
+              f"{archive} and a new run starts")
+    trainer = ControllerTrainer(config, tree, agent, initial_mean)
+    if config.init_from and trainer.next_generation == 0:
+        print(f"CMA-ES starts from {source}")
     summaries = []
     if trainer.next_generation >= config.generations:
         return summaries

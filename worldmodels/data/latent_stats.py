@@ -60,7 +60,7 @@ def write_latents(path: Path, latents: LatentEpisode) -> None:
 
 def read_latents(path: Path) -> LatentEpisode:
     try:
-        with np.load(path) as arrays:
+        with np.load(path, allow_pickle=False) as arrays:
             latents = LatentEpisode(*(arrays[key] for key in LatentEpisode._fields[:-1]), str(arrays["vae_id"]))
     except FileNotFoundError:
         raise WorldModelsError(f"{path}: latent stats file not found") from None
@@ -82,7 +82,7 @@ def list_latents(folder: Path) -> list[Path]:
 
 def _is_current(path: Path, vae_id: str) -> bool:
     try:
-        with np.load(path) as arrays:
+        with np.load(path, allow_pickle=False) as arrays:
             return str(arrays["vae_id"]) == vae_id
     except Exception:  # a damaged file is simply re-encoded
         return False
