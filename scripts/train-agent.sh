@@ -3,14 +3,38 @@
 # Each finished stage is timed into $WORLD_MODELS_HOME/stages.csv (stage, seconds, env_steps), which
 # `python -m worldmodels.learning_curve` adds to the CMA-ES curve.  Re-running resumes: finished stages
 # are skipped and the running one continues where it stopped (CMA-ES after its last finished generation).
-#   WORLD_MODELS_HOME=~/wm-agent bash scripts/train-agent.sh            # GENERATIONS=60 by default
+# Once M is trained, every SNAPSHOT_EVERY generations the run's state (stages.csv, V and M weights, the
+# CMA-ES logs, its newest generation and best controller) is copied into $SNAPSHOT, a small artifact tree
+# in the repository: commit it, and on a new machine the same command restores it into an empty
+# $WORLD_MODELS_HOME and continues the CMA-ES run exactly (episodes and latent stats are not needed again).
+#   WORLD_MODELS_HOME=~/wm-agent bash scripts/train-agent.sh            # GENERATIONS=200 by default
 set -euo pipefail
+main() {  # read whole before it runs, so editing this file cannot derail a running copy
 export WORLD_MODELS_HOME="${WORLD_MODELS_HOME:-$HOME/world-models-experiments}"
-GENERATIONS="${GENERATIONS:-60}"
+GENERATIONS="${GENERATIONS:-200}"
 NUM_PROCESS="${NUM_PROCESS:-2}"
+SNAPSHOT_EVERY="${SNAPSHOT_EVERY:-5}"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+SNAPSHOT="${SNAPSHOT:-$PWD/runs/agent-2core}"
 mkdir -p "$WORLD_MODELS_HOME"
 stages="$WORLD_MODELS_HOME/stages.csv"
+
+snapshot() {  # copy what continuing the run needs into $SNAPSHOT, replacing the previous snapshot atomically
+  local temp="$SNAPSHOT.tmp" newest
+  rm -rf "$temp" && mkdir -p "$temp/control/generations"
+  cp "$stages" "$temp/"
+  (cd "$WORLD_MODELS_HOME" && cp -r --parents vae-training/models memory-training/models "$temp/")
+  rm -rf "$temp"/*-training/models/checkpoints
+  (cd "$WORLD_MODELS_HOME/control" && cp -r config.json rewards.log evaluations.log best "$temp/control/" 2>/dev/null || true)
+  newest=$(ls "$WORLD_MODELS_HOME/control/generations" | grep -E '^generation_[0-9]+$' | sort -t_ -k2 -n | tail -1)
+  [ -n "$newest" ] && cp -r "$WORLD_MODELS_HOME/control/generations/$newest" "$temp/control/generations/"
+  rm -rf "$SNAPSHOT.old" && { [ ! -e "$SNAPSHOT" ] || mv "$SNAPSHOT" "$SNAPSHOT.old"; } && mv "$temp" "$SNAPSHOT" && rm -rf "$SNAPSHOT.old"
+  echo "== snapshot of ${newest:-no generation yet} -> $SNAPSHOT (commit it to keep the run)"
+}
+if [ ! -f "$stages" ] && [ -f "$SNAPSHOT/stages.csv" ]; then  # a new machine: continue the committed run
+  echo "== restoring the run from $SNAPSHOT"
+  cp -r "$SNAPSHOT"/. "$WORLD_MODELS_HOME/"
+fi
 [ -f "$stages" ] || echo "stage,seconds,env_steps" > "$stages"
 
 stage() {  # stage NAME ENV_STEPS_COMMAND -- COMMAND...: run COMMAND unless NAME is logged, then log it
@@ -31,8 +55,16 @@ stage vae "echo 0" -- python worldmodels/vision/train_vae.py --load_model "$(res
 stage latent_stats "echo 0" -- python worldmodels/data/sample_latent_stats.py --episode_start 0 --episodes 300 \
   --data local --dataset random
 stage memory "echo 0" -- python worldmodels/memory/train_memory.py --load_model "$(resume memory-training)" \
-  --epochs 20
+  --epochs 40 --batch_size 20
 # CMA-ES logs its own time and env steps per generation (control/rewards.log); re-running continues it.
-python worldmodels/control/train_controller.py --generations "$GENERATIONS" --popsize 16 --rollouts 4 \
-  --sigma 0.1 --covariance diagonal --max_idle_steps 50 --eval_every 5 --eval_episodes 32 --num_process "$NUM_PROCESS"
+done_generations() { ls "$WORLD_MODELS_HOME/control/generations" 2>/dev/null | grep -cE '^generation_[0-9]+$' || true; }
+while [ "$(done_generations)" -lt "$GENERATIONS" ]; do
+  target=$(( ($(done_generations) / SNAPSHOT_EVERY + 1) * SNAPSHOT_EVERY ))
+  python worldmodels/control/train_controller.py --generations "$(( target < GENERATIONS ? target : GENERATIONS ))" \
+    --popsize 16 --rollouts 4 --sigma 0.1 --covariance diagonal --max_idle_steps 50 --eval_every 5 \
+    --eval_episodes 32 --num_process "$NUM_PROCESS"
+  snapshot
+done
 python -m worldmodels.learning_curve --root "$WORLD_MODELS_HOME" --output docs/learning-curve.png
+}
+main "$@"
