@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,6 +75,31 @@ def test_killed_run_resumes_exactly(agent_tree, tmp_path):
     run_script("control/train_controller.py", "--generations", generations, *TINY_CMA, root=fresh.root)
     for name in ("mean-params.npy", "epoch-results.npy"):
         np.testing.assert_allclose(np.load(tree.generation(5) / name), np.load(fresh.generation(5) / name), rtol=1e-5)
+
+
+def environment_workers(pid: int) -> list[int]:
+    """PIDs of the spawned environment workers of process `pid` (not multiprocessing's resource tracker)."""
+    children = (Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def test_worker_killed_mid_generation_changes_nothing(agent_tree, tmp_path):
+    tree = agent_tree
+    command = [sys.executable, str(REPO / "worldmodels/control/train_controller.py"), "--generations", "3", *TINY_CMA]
+    process = subprocess.Popen(command, env={**os.environ, HOME_VARIABLE: str(tree.root)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not tree.generation(0).exists():
+        time.sleep(0.02)
+    os.kill(environment_workers(process.pid)[0], signal.SIGKILL)  # somewhere in generation 1
+    assert process.wait(timeout=300) == 0
+    assert "environment worker" in process.stderr.read()
+    fresh = type(tree)(tmp_path / "fresh")
+    save_tiny_agent(fresh)
+    run_script("control/train_controller.py", "--generations", "3", *TINY_CMA, root=fresh.root)
+    for number in range(3):
+        for name in ("population-params.npy", "epoch-results.npy", "mean-params.npy"):
+            np.testing.assert_array_equal(np.load(tree.generation(number) / name), np.load(fresh.generation(number) / name))
 
 
 def test_generation_missing_from_the_log_is_logged_on_resume(agent_tree):

@@ -71,3 +71,46 @@ def test_idle_episodes_end_early_only_when_asked(agent):
     rewards = next(r for r in recorded if r.job == 0).steps["rewards"]
     assert np.all(rewards[cut.length - 10: cut.length] < 0)  # the last 10 steps reached no new tile
     assert np.isclose(cut.total_reward, rewards[: cut.length].sum(), atol=1e-3)
+
+
+def kill_a_worker_after(engine, results_before_kill: int):
+    """An on_result callback that SIGKILLs worker 0 once, after the given number of finished episodes."""
+    import os
+    import signal
+
+    finished = []
+
+    def on_result(result):
+        finished.append(result.job)
+        if len(finished) == results_before_kill:
+            os.kill(engine.pool.processes[0].pid, signal.SIGKILL)
+    return on_result
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_killed_worker_is_replaced_and_its_episodes_rerun(agent, groups, capfd):
+    params = np.random.default_rng(2).normal(0, 0.5, (2, agent.controller.num_params)).astype(np.float32)
+    jobs = [EpisodeJob(seed=60 + i, candidate=i % 2, max_idle_steps=15) for i in range(8)]
+    with RolloutEngine(agent, num_process=2, episode_length=30, envs_per_process=2, groups=groups) as engine:
+        undisturbed = engine.run(params, jobs)
+        first_pid = engine.pool.processes[0].pid
+        disturbed = engine.run(params, jobs, on_result=kill_a_worker_after(engine, 2))
+        assert engine.pool.processes[0].pid != first_pid
+        again = engine.run(params, jobs)  # the replacement worker serves later runs too
+    assert "environment worker 0 failed" in capfd.readouterr().err
+    assert [(r.total_reward, r.length) for r in disturbed] == [(r.total_reward, r.length) for r in undisturbed]
+    assert [(r.total_reward, r.length) for r in again] == [(r.total_reward, r.length) for r in undisturbed]
+
+
+def test_a_worker_that_keeps_failing_ends_the_run(agent, monkeypatch):
+    from faulty_env import FAULTY_ENV_ID, SEED_VARIABLE
+
+    monkeypatch.setenv(SEED_VARIABLE, "72")
+    params = np.zeros((1, agent.controller.num_params), np.float32)
+    jobs = [EpisodeJob(seed=70 + i, candidate=0) for i in range(4)]
+    with RolloutEngine(agent, num_process=2, episode_length=12, env_id=FAULTY_ENV_ID) as engine:
+        with pytest.raises(WorldModelsError, match="failed 3 times running the episode on track seed 72: "
+                                                   "RuntimeError: injected fault"):
+            engine.run(params, jobs)
+        monkeypatch.setenv(SEED_VARIABLE, "none")  # new workers read it at their next restart only
+        assert [r.length for r in engine.run(params, jobs[:2])] == [12, 12]

@@ -34,12 +34,19 @@ class SlotReply:
     done: bool  # terminated or truncated: this slot needs a new episode
 
 
+@dataclass(frozen=True)
+class WorkerFailure:
+    reason: str
+    slot: int | None = None  # the local slot whose environment raised; None when the worker died
+
+
 def _worker_main(connection, env_id: str, episode_length: int) -> None:
     from worldmodels.data.env import make_env, preprocess
 
     envs: dict = {}
     patience: dict[int, int] = {}  # per slot: the episode's max_idle_steps
     idle: dict[int, int] = {}  # per slot: consecutive steps without a new track tile
+    slot = None
     try:
         while True:
             command, requests = connection.recv()
@@ -47,6 +54,7 @@ def _worker_main(connection, env_id: str, episode_length: int) -> None:
                 break
             replies = []
             for request in requests:
+                slot = request.slot
                 env = envs.get(request.slot)
                 if env is None:
                     env = envs[request.slot] = make_env(episode_length, env_id)
@@ -64,29 +72,45 @@ def _worker_main(connection, env_id: str, episode_length: int) -> None:
             connection.send(("ok", replies))
     except (EOFError, KeyboardInterrupt):
         pass
-    except Exception as error:  # report, then exit: the parent turns it into a one-line error
-        connection.send(("error", f"{type(error).__name__}: {error}"))
+    except Exception as error:  # report which slot's episode raised, then exit: the parent replaces the worker
+        connection.send(("error", WorkerFailure(f"{type(error).__name__}: {error}", slot)))
     finally:
         for env in envs.values():
             env.close()
 
 
 class EnvPool:
-    """`num_process` workers; slot s lives in worker s % num_process as local slot s // num_process."""
+    """`num_process` workers; slot s lives in worker s % num_process as local slot s // num_process.
+
+    A worker that dies or whose environment raises is reported by `receive`, and `restart` replaces it;
+    the rollout engine then re-runs the episodes it held.
+    """
 
     def __init__(self, num_process: int, env_id: str, episode_length: int):
         if num_process < 1:
             raise WorldModelsError(f"--num_process must be >= 1, got {num_process}")
+        self.num_process, self.env_id, self.episode_length = num_process, env_id, episode_length
+        self.connections: list = [None] * num_process
+        self.processes: list = [None] * num_process
+        for worker in range(num_process):
+            self._start(worker)
+
+    def _start(self, worker: int) -> None:
         context = multiprocessing.get_context("spawn")
-        self.num_process = num_process
-        self.connections, self.processes = [], []
-        for _ in range(num_process):
-            parent, child = context.Pipe()
-            process = context.Process(target=_worker_main, args=(child, env_id, episode_length), daemon=True)
-            process.start()
-            child.close()
-            self.connections.append(parent)
-            self.processes.append(process)
+        parent, child = context.Pipe()
+        process = context.Process(target=_worker_main, args=(child, self.env_id, self.episode_length), daemon=True)
+        process.start()
+        child.close()
+        self.connections[worker], self.processes[worker] = parent, process
+
+    def restart(self, worker: int) -> None:
+        """Replace a worker that died or failed with a fresh one (its environments start over)."""
+        self.connections[worker].close()
+        process = self.processes[worker]
+        if process.is_alive():
+            process.kill()
+        process.join(timeout=5)
+        self._start(worker)
 
     def locate(self, slot: int) -> tuple[int, int]:
         return slot % self.num_process, slot // self.num_process
@@ -94,20 +118,27 @@ class EnvPool:
     def send(self, requests: dict[int, list[SlotRequest]]) -> list[int]:
         """Send each worker its requests (keyed by worker); returns the workers to receive from."""
         for worker, worker_requests in requests.items():
-            self.connections[worker].send(("step", worker_requests))
+            try:
+                self.connections[worker].send(("step", worker_requests))
+            except OSError:  # a dead worker: `receive` reports it
+                pass
         return list(requests)
 
-    def receive(self, workers: Sequence[int]) -> dict[int, list[SlotReply]]:
-        replies = {}
+    def receive(self, workers: Sequence[int]) -> tuple[dict[int, list[SlotReply]], dict[int, WorkerFailure]]:
+        """Replies of the workers that answered, and why each other one failed (it died, or its env raised)."""
+        replies, failures = {}, {}
         for worker in workers:
             try:
                 status, payload = self.connections[worker].recv()
-            except (EOFError, ConnectionResetError):
-                raise WorldModelsError(f"environment worker {worker} died (out of memory? try fewer --num_process)") from None
+            except (EOFError, OSError):
+                code = self.processes[worker].exitcode
+                failures[worker] = WorkerFailure("it died" + (f" (exit code {code})" if code is not None else ""))
+                continue
             if status == "error":
-                raise WorldModelsError(f"environment worker {worker} failed: {payload}")
-            replies[worker] = payload
-        return replies
+                failures[worker] = payload
+            else:
+                replies[worker] = payload
+        return replies, failures
 
     def close(self) -> None:
         for connection in self.connections:

@@ -11,16 +11,19 @@ refilled with the next episode at once, so the batch stays full until the queue 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
 from worldmodels.control.agent import Agent
-from worldmodels.control.env_pool import EnvPool, SlotReply, SlotRequest
+from worldmodels.control.env_pool import EnvPool, SlotReply, SlotRequest, WorkerFailure
 from worldmodels.data.env import DEFAULT_ENV_ID
+from worldmodels.errors import WorldModelsError
 
 PIPELINE_GROUPS = 2
+MAX_ATTEMPTS = 3  # runs of one episode on workers that died or failed before the stage gives up
 
 
 @dataclass(frozen=True)
@@ -97,16 +100,19 @@ class _Run:
         self.groups = [[s for s in range(len(self.slots)) if self.pool.locate(s)[1] % engine.groups == g]
                        for g in range(engine.groups)]
         self.results: list[EpisodeResult | None] = [None] * len(jobs)
+        self.outstanding: list[list[int]] = [[] for _ in self.groups]  # per group: workers owing a reply
+        self.attempts = [1] * len(jobs)
 
     def execute(self) -> list[EpisodeResult]:
         for index in range(len(self.slots)):
             self.assign(index)
-        outstanding = [self.send(group) for group in self.groups]
-        while any(outstanding):
+        self.outstanding = [self.send(group) for group in self.groups]
+        while any(self.outstanding):
             for g, group in enumerate(self.groups):
-                if outstanding[g]:
-                    self.receive(outstanding[g])
-                    outstanding[g] = self.send(group)
+                if self.outstanding[g]:
+                    self.receive(self.outstanding[g])
+                # Also sends for a group whose only outstanding worker was just replaced.
+                self.outstanding[g] = self.send(group)
         return self.results  # type: ignore[return-value]
 
     def assign(self, index: int) -> None:
@@ -148,9 +154,36 @@ class _Run:
         return self.pool.send(requests)
 
     def receive(self, workers: list[int]) -> None:
-        for worker, replies in self.pool.receive(workers).items():
-            for reply in replies:
+        replies, failures = self.pool.receive(workers)
+        for worker, worker_replies in replies.items():
+            for reply in worker_replies:
                 self.apply(worker + reply.slot * self.pool.num_process, reply)
+        for worker, failure in failures.items():
+            self.replace_worker(worker, failure)
+
+    def replace_worker(self, worker: int, failure: WorkerFailure) -> None:
+        """Start a fresh worker and re-run its episodes from their reset: an episode is a function of its
+        track seed and controller, so the re-run gives the result an undisturbed run would have.
+
+        Each re-run counts against the episode whose environment raised, or against all the worker's
+        episodes when it died; an episode that reaches MAX_ATTEMPTS ends the run."""
+        held = [s for s in range(len(self.slots)) if self.pool.locate(s)[0] == worker and self.slots[s].job is not None]
+        blamed = held if failure.slot is None else [s for s in held if self.pool.locate(s)[1] == failure.slot]
+        for s in blamed:
+            job = self.slots[s].job
+            self.attempts[job] += 1
+            if self.attempts[job] > MAX_ATTEMPTS:
+                raise WorldModelsError(f"environment worker {worker} failed {MAX_ATTEMPTS} times running the episode "
+                                       f"on track seed {self.jobs[job].seed}: {failure.reason}")
+        print(f"note: environment worker {worker} failed ({failure.reason}); restarted, {len(held)} episode(s) "
+              f"re-run", file=sys.stderr, flush=True)
+        self.pool.restart(worker)
+        for outstanding in self.outstanding:  # its pending replies are lost with it
+            if worker in outstanding:
+                outstanding.remove(worker)
+        for s in held:
+            self.queue.append(self.slots[s].job)  # taken back at once by `assign`, which clears the episode
+            self.assign(s)
 
     def apply(self, index: int, reply: SlotReply) -> None:
         """Book a step's outcome; a finished episode is reported and its slot takes the next job."""
