@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
 import io
+import json
 import os
 import subprocess
+import sys
 import tarfile
 import threading
 
@@ -114,8 +117,6 @@ def test_tampered_archive_is_refused_and_nothing_unpacked(exported, tmp_path, at
 
 
 def test_pinned_sha256_is_checked_before_anything_is_read(exported, tmp_path):
-    import hashlib
-
     _, archive, _ = exported
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     good = run_script_install(tmp_path / "pinned", str(archive), "--sha256", digest)
@@ -135,9 +136,94 @@ def test_pinned_sha256_is_checked_before_anything_is_read(exported, tmp_path):
 
 
 def run_script_install(root, *args: str):
-    import sys
-
     env = {**os.environ, HOME_VARIABLE: str(root)}
     env.pop("WORLD_MODELS_PRETRAINED", None)
     return subprocess.run([sys.executable, "-m", "worldmodels.pretrained", "install", *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=300)
+
+
+# Installs `argv[1]` into the tree at `argv[2]` and dies (as SIGKILL would: no cleanup runs) right after
+# the k-th call (`argv[4]`) of `worldmodels.files.<argv[3]>`, one of the steps of `replace_together`.
+KILLED_INSTALL = """
+import os, sys
+from pathlib import Path
+import worldmodels.files as files
+from worldmodels.paths import ArtifactTree
+from worldmodels.pretrained import install_archive
+
+archive, root, step, k = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+real, calls = getattr(files, step), 0
+
+def dying(*args):
+    global calls
+    real(*args)
+    calls += 1
+    if calls == k:
+        os._exit(9)
+
+setattr(files, step, dying)
+install_archive(archive, ArtifactTree(Path(root)))
+"""
+
+
+def new_version(archive, out):
+    """The same members with other bytes and a matching manifest: a newer agent to install over the old."""
+    from worldmodels.pretrained import verified_contents
+
+    manifest, contents = verified_contents(archive)
+    contents = {name: data + b"\nnew" for name, data in contents.items()}
+    manifest["files"] = {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()}
+    with tarfile.open(out, "w:gz") as target:
+        for name, data in [("manifest.json", json.dumps(manifest).encode()), *contents.items()]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            target.addfile(info, io.BytesIO(data))
+    return contents
+
+
+@pytest.mark.parametrize("step,k", [
+    ("write_bytes_atomic", "1"),  # one file staged
+    ("write_bytes_atomic", "n"),  # every file staged, no journal yet
+    ("write_json_atomic", "1"),  # the journal written, nothing moved
+    ("move_into_place", "1"),
+    ("move_into_place", "2"),
+    ("move_into_place", "n/2"),
+    ("move_into_place", "n-1"),
+    ("move_into_place", "n"),  # every file moved, the journal not yet removed
+])
+def test_killed_install_leaves_the_old_agent_or_the_new_one(exported, tmp_path, step, k):
+    from worldmodels.locks import stage_lock
+    from worldmodels.pretrained import verified_contents
+
+    _, archive, _ = exported
+    _, old = verified_contents(archive)
+    new = new_version(archive, tmp_path / "new.tar.gz")
+    tree = ArtifactTree(tmp_path / "user")
+    install_archive(str(archive), tree)
+    n = len(new)
+    calls = {"1": 1, "2": 2, "n/2": n // 2, "n-1": n - 1, "n": n}[k]
+    killed = subprocess.run([sys.executable, "-c", KILLED_INSTALL, str(tmp_path / "new.tar.gz"), str(tree.root),
+                             step, str(calls)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == 9, killed.stderr[-2000:]
+    assert tree.install_staging.exists()
+    if step == "move_into_place" and calls < n:  # on disk, a mix until the moves are finished
+        assert sum((tree.root / name).read_bytes() == data for name, data in new.items()) == calls
+    with stage_lock(tree, "evaluate_controller"):  # any stage's first step: finish or discard the install
+        installed = {name: (tree.root / name).read_bytes() for name in new}
+    assert installed == (old if step == "write_bytes_atomic" else new)
+    assert not tree.install_staging.exists()
+    install_archive(str(tmp_path / "new.tar.gz"), tree)
+    assert {name: (tree.root / name).read_bytes() for name in new} == new
+
+
+def test_rerunning_a_killed_install_from_the_command_line_completes_it(exported, tmp_path):
+    _, archive, _ = exported
+    new = new_version(archive, tmp_path / "new.tar.gz")
+    tree = ArtifactTree(tmp_path / "user")
+    install_archive(str(archive), tree)
+    killed = subprocess.run([sys.executable, "-c", KILLED_INSTALL, str(tmp_path / "new.tar.gz"), str(tree.root),
+                             "move_into_place", "3"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == 9, killed.stderr[-2000:]
+    assert run_script_install(tree.root, str(tmp_path / "new.tar.gz")).returncode == 0
+    assert {name: (tree.root / name).read_bytes() for name in new} == new
+    assert not tree.install_staging.exists()

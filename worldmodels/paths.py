@@ -115,3 +115,17 @@ class ArtifactTree:
     def control_archive(self, name: str) -> Path:
         """Where an earlier CMA-ES run is moved when V or M changed under it (the next generation)."""
         return self.root / "control-archive" / name
+
+    # coordination between runs
+    @property
+    def locks(self) -> Path:
+        """Lock files: at most one run of a stage (or one sampler per episode range) per tree."""
+        return self.root / "locks"
+
+    def lock(self, name: str) -> Path:
+        return self.locks / f"{name}.lock"
+
+    @property
+    def install_staging(self) -> Path:
+        """Where a pretrained install unpacks before it moves its files into place all together."""
+        return self.root / ".pretrained-install"

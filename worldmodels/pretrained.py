@@ -4,7 +4,8 @@ SHA-256 sums, and install such an archive after checking every sum.
     python -m worldmodels.pretrained export --generation max --output agent.tar.gz
     python -m worldmodels.pretrained install https://host/agent.tar.gz     # or s3://..., or a local path
 
-An archive whose files do not match its manifest, or that holds anything else, is refused whole.
+An archive whose files do not match its manifest, or that holds anything else, is refused whole; one that
+is accepted replaces the old agent all together, even if the install is killed half way.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import zlib
 from pathlib import Path
 
 from worldmodels.errors import WorldModelsError, report_errors
-from worldmodels.files import atomic_path
+from worldmodels.files import atomic_path, replace_together
+from worldmodels.locks import INSTALL_STAGE, stage_lock
 from worldmodels.paths import ArtifactTree
 
 MANIFEST = "manifest.json"
@@ -150,15 +152,18 @@ def check_pin(archive_path: Path, sha256: str) -> None:
 
 
 def install_archive(source: str, tree: ArtifactTree, sha256: str = "") -> dict:
-    """Fetch, check the pinned hash, verify every checksum, and only then unpack into the artifact tree."""
+    """Fetch, check the pinned hash, verify every checksum, and only then unpack into the artifact tree.
+
+    The files replace the old agent all together: a kill leaves the old agent or, once the next install
+    or stage has finished the moves, the new one (`files.replace_together`), never a mix.
+    """
     with tempfile.TemporaryDirectory() as folder:
         archive_path = fetch(source, Path(folder))
         if sha256:
             check_pin(archive_path, sha256)
         manifest, contents = verified_contents(archive_path)
-    for name, data in contents.items():
-        with atomic_path(tree.root / name) as temp:
-            temp.write_bytes(data)
+    with stage_lock(tree, INSTALL_STAGE):
+        replace_together(tree.root, contents, tree.install_staging)
     return manifest
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from worldmodels.cli import parse_config
 from worldmodels.errors import report_errors
 from worldmodels.paths import ArtifactTree
-from worldmodels.stages import fetch_stage_inputs
 
 
 @report_errors
@@ -17,7 +16,6 @@ def main(argv: list[str] | None = None) -> None:
 
     config = parse_config(EvaluationConfig, __doc__, argv)
     tree = ArtifactTree.from_env()
-    fetch_stage_inputs(config.data, tree, [tree.vae_models, tree.memory_models, tree.control])
     summary = evaluate_generation(config, tree)
     print(f"generation {summary['generation']}: {summary['mean']:.1f} +- {summary['std']:.1f} over "
           f"{summary['episodes']} episodes -> {summary['file']}")

@@ -16,6 +16,7 @@ from worldmodels.files import atomic_path, write_json_atomic
 from worldmodels.paths import ArtifactTree
 from worldmodels.progress import progress
 from worldmodels.seeds import FINAL_TEST, derive_seed
+from worldmodels.stages import stage
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class EvaluationConfig:
         return self
 
 
+@stage("evaluate_controller", inputs=lambda config, tree: [tree.vae_models, tree.memory_models, tree.control])
 def evaluate_generation(config: EvaluationConfig, tree: ArtifactTree) -> dict:
     """Score a generation on test tracks; per-episode scores go to `control/evaluations/`."""
     config.validate()

@@ -11,8 +11,9 @@ from worldmodels.control.agent import Agent
 from worldmodels.control.generations import resolve_generation
 from worldmodels.control.rollout import EpisodeJob, EpisodeResult, RolloutEngine
 from worldmodels.data.episode import Episode, episode_filename, write_tfrecord
-from worldmodels.data.sampling import SamplingConfig, episode_seed
+from worldmodels.data.sampling import STAGE, SamplingConfig, episode_seed
 from worldmodels.files import atomic_folder, remove_stale_temporaries
+from worldmodels.locks import stage_lock
 from worldmodels.paths import ArtifactTree
 from worldmodels.progress import progress
 
@@ -32,20 +33,27 @@ def write_sample_folder(folder: Path, steps: dict[str, np.ndarray]) -> None:
 
 
 def sample_controller(config: SamplingConfig, tree: ArtifactTree) -> str:
-    """Run the chosen generation on episodes `config.indices`; finished episodes are skipped (resume)."""
+    """Run the chosen generation on episodes `config.indices`; finished episodes are skipped (resume).
+
+    Runs under the lock of its episode range: samplers of disjoint ranges share the folder.
+    """
     config.validate()
+    folder = tree.controller_rollouts if config.dtype == "tfrecord" else tree.controller_samples_root
+    with stage_lock(tree, f"{STAGE}/{folder.name}", config.indices):
+        return _sample_controller(config, tree, folder)
+
+
+def _sample_controller(config: SamplingConfig, tree: ArtifactTree, folder: Path) -> str:
     agent = Agent.load(tree)
     params, label = resolve_generation(tree, config.generation)
     params = agent.controller.check(params, f"generation {label} parameters")
     seeds = {index: episode_seed(index, config.seed) for index in config.indices}
     if config.dtype == "tfrecord":
-        folder = tree.controller_rollouts
         target = {index: folder / episode_filename(index) for index in config.indices}
     else:
-        folder = tree.controller_samples_root
         target = {index: tree.controller_samples(seeds[index]) for index in config.indices}
     folder.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(folder)
+    remove_stale_temporaries(folder, {path.name for path in target.values()})  # other samplers write the rest
     pending = [index for index in config.indices if not target[index].exists()]
     jobs = [EpisodeJob(seeds[index], 0) for index in pending]
     bar = progress(len(jobs), f"sampling generation {label}", unit="episode")

@@ -8,7 +8,6 @@ from __future__ import annotations
 from worldmodels.cli import parse_config
 from worldmodels.errors import report_errors
 from worldmodels.paths import ArtifactTree
-from worldmodels.stages import fetch_stage_inputs
 
 
 @report_errors
@@ -17,7 +16,6 @@ def main(argv: list[str] | None = None) -> None:
 
     config = parse_config(ControllerTrainingConfig, __doc__, argv)
     tree = ArtifactTree.from_env()
-    fetch_stage_inputs(config.data, tree, [tree.vae_models, tree.memory_models, tree.control])  # control/: to resume
     summaries = train_controller(config, tree)
     if not summaries:
         print(f"nothing to do: {config.generations} generations already finished in {tree.generations}")

@@ -28,6 +28,7 @@ from worldmodels.files import (CsvLog, atomic_path, file_fingerprint, read_json,
 from worldmodels.paths import ArtifactTree
 from worldmodels.progress import progress
 from worldmodels.seeds import CMA_HELD_OUT, CMA_TRAINING, derive_seed
+from worldmodels.stages import stage
 
 REWARD_COLUMNS = ("generation", "mean", "best", "worst", "sigma", "seconds", "evaluation", "env_steps")
 EVALUATION_COLUMNS = ("generation", "mean", "std", "episodes", "best_so_far", "env_steps")
@@ -200,6 +201,8 @@ class ControllerTrainer:
         return mean, env_steps
 
 
+# control/ is pulled too: a run on another box resumes where it stopped.
+@stage("train_controller", inputs=lambda config, tree: [tree.vae_models, tree.memory_models, tree.control])
 def train_controller(config: ControllerTrainingConfig, tree: ArtifactTree) -> list[dict]:
     """Run CMA-ES generations until `config.generations` exist; returns the summaries of this run's."""
     config.validate()

@@ -21,6 +21,7 @@ from worldmodels.errors import WorldModelsError
 from worldmodels.files import TEMP_PREFIX, atomic_path, file_fingerprint, remove_stale_temporaries
 from worldmodels.paths import DATASETS, ArtifactTree
 from worldmodels.progress import progress
+from worldmodels.stages import stage
 
 LATENT_SUFFIX = ".npz"
 
@@ -88,6 +89,7 @@ def _is_current(path: Path, vae_id: str) -> bool:
         return False
 
 
+@stage("sample_latent_stats", inputs=lambda config, tree: [tree.vae_models, tree.rollouts(config.dataset)])
 def sample_latent_stats(config: LatentStatsConfig, tree: ArtifactTree) -> dict:
     """Encode the chosen episodes; files already encoded by the same VAE are skipped (resume)."""
     from worldmodels.vision.vae import WEIGHTS_NAME, encode_frames, load_vae

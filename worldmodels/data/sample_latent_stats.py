@@ -8,7 +8,6 @@ from __future__ import annotations
 from worldmodels.cli import parse_config
 from worldmodels.errors import report_errors
 from worldmodels.paths import ArtifactTree
-from worldmodels.stages import fetch_stage_inputs
 
 
 @report_errors
@@ -17,7 +16,6 @@ def main(argv: list[str] | None = None) -> None:
 
     config = parse_config(LatentStatsConfig, __doc__, argv)
     tree = ArtifactTree.from_env()
-    fetch_stage_inputs(config.data, tree, [tree.vae_models, tree.rollouts(config.dataset)])
     summary = sample_latent_stats(config, tree)
     rate = summary["frames"] / summary["seconds"] if summary["seconds"] > 0 else 0.0
     print(f"encoded {summary['encoded']} episodes ({summary['skipped']} already current), {summary['frames']} frames "

@@ -17,9 +17,12 @@ from worldmodels.data.episode import (NUMPY_SUFFIX, TFRECORD_SUFFIX, Episode, ep
                                       write_tfrecord)
 from worldmodels.data.policies import BrownianPolicy
 from worldmodels.files import remove_stale_temporaries
+from worldmodels.locks import stage_lock
 from worldmodels.paths import ArtifactTree
 from worldmodels.progress import progress
 from worldmodels.seeds import SAMPLING, derive_seed
+
+STAGE = "sample_policy"  # its locks: one per output folder and episode range
 
 
 @dataclass(frozen=True)
@@ -97,12 +100,21 @@ def _sample_one(index: int) -> tuple[int, int]:
 
 def sample_random(config: SamplingConfig, tree: ArtifactTree,
                   on_episode: Callable[[int, int], None] | None = None) -> dict:
-    """Sample every missing episode of `config.indices` into `random-rollouts/`; returns a summary."""
+    """Sample every missing episode of `config.indices` into `random-rollouts/`; returns a summary.
+
+    Runs under the lock of its episode range: samplers of disjoint ranges share the folder.
+    """
     config.validate()
     folder = tree.random_rollouts
+    with stage_lock(tree, f"{STAGE}/{folder.name}", config.indices):
+        return _sample_random(config, folder, on_episode)
+
+
+def _sample_random(config: SamplingConfig, folder: Path, on_episode: Callable[[int, int], None] | None) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(folder)
-    pending = [index for index in config.indices if not (folder / episode_filename(index, config.suffix)).exists()]
+    names = {index: episode_filename(index, config.suffix) for index in config.indices}
+    remove_stale_temporaries(folder, set(names.values()))  # only this range's: other samplers write the rest
+    pending = [index for index, name in names.items() if not (folder / name).exists()]
     skipped = config.total_episodes - len(pending)
     start, frames = time.monotonic(), 0
     bar = progress(len(pending), "sampling episodes", unit="episode")

@@ -8,7 +8,6 @@ from __future__ import annotations
 from worldmodels.cli import parse_config
 from worldmodels.errors import report_errors
 from worldmodels.paths import ArtifactTree
-from worldmodels.stages import fetch_stage_inputs
 
 
 @report_errors
@@ -17,7 +16,6 @@ def main(argv: list[str] | None = None) -> None:
 
     config = parse_config(MemoryTrainingConfig, __doc__, argv)
     tree = ArtifactTree.from_env()
-    fetch_stage_inputs(config.data, tree, [tree.latent_stats, tree.vae_models])
     summary = train_memory(config, tree)
     print(f"trained MDN-RNN: {summary['epochs']} epochs, {summary['steps']} steps on {summary['episodes']} episodes, "
           f"{summary['sequences_per_second']:.1f} sequences/s, loss {summary['loss']:.3f} -> {summary['model']}")

@@ -19,6 +19,7 @@ from worldmodels.errors import WorldModelsError
 from worldmodels.files import CsvLog, file_fingerprint, read_json
 from worldmodels.paths import DATASETS, ArtifactTree
 from worldmodels.progress import progress
+from worldmodels.stages import stage
 from worldmodels.memory.mdn_rnn import CONFIG_NAME, MDNRNNConfig, build_mdn_rnn, mdn_loss, save_mdn_rnn
 
 LOG_COLUMNS = ("time", "epoch", "step", "loss", "sequences_per_second")
@@ -155,6 +156,7 @@ class MemoryTrainer(CheckpointedTrainer):
 
 
 
+@stage("train_memory", inputs=lambda config, tree: [tree.latent_stats, tree.vae_models])
 def train_memory(config: MemoryTrainingConfig, tree: ArtifactTree) -> dict:
     """Train M on `latent-stats/`, resuming when asked; returns a summary."""
     config.validate()

@@ -19,6 +19,7 @@ from worldmodels.errors import WorldModelsError
 from worldmodels.files import CsvLog, atomic_path
 from worldmodels.paths import DATASETS, ArtifactTree
 from worldmodels.progress import progress
+from worldmodels.stages import stage
 from worldmodels.vision.dataset import first_frames, frame_dataset
 from worldmodels.vision.vae import CONFIG_NAME, VAEConfig, build_vae, save_vae, vae_losses
 
@@ -109,6 +110,7 @@ class VAETrainer(CheckpointedTrainer):
         return path
 
 
+@stage("train_vae", inputs=lambda config, tree: [tree.rollouts(config.dataset)])
 def train_vae(config: VAETrainingConfig, tree: ArtifactTree) -> dict:
     """Train V on `<dataset>-rollouts/`, resuming when asked; returns a summary of the run."""
     config.validate()
