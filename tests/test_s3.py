@@ -16,29 +16,6 @@ from worldmodels.paths import ArtifactTree
 from worldmodels.s3 import BucketLocation, pull, push
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def bucket(s3_endpoint, monkeypatch, request):
-    for name, value in {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-                        "AWS_EC2_METADATA_DISABLED": "true"}.items():
-        monkeypatch.setenv(name, value)
-    name = request.node.name.lower().replace("_", "-")[:50]
-    boto3.client("s3").create_bucket(Bucket=name)
-    monkeypatch.setenv("WORLD_MODELS_BUCKET", name)
-    return name
-
-
 def keys(bucket_name: str) -> set[str]:
     listing = boto3.client("s3").list_objects_v2(Bucket=bucket_name)
     return {item["Key"] for item in listing.get("Contents", [])}
