@@ -8,11 +8,14 @@ import http.server
 import io
 import json
 import os
+import pickle
 import subprocess
 import sys
 import tarfile
 import threading
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import REPO, error_line, run_script
@@ -227,3 +230,43 @@ def test_rerunning_a_killed_install_from_the_command_line_completes_it(exported,
     assert run_script_install(tree.root, str(tmp_path / "new.tar.gz")).returncode == 0
     assert {name: (tree.root / name).read_bytes() for name in new} == new
     assert not tree.install_staging.exists()
+
+
+def self_consistent(archive, out, change):
+    """`archive` with `change(contents)` applied and the manifest regenerated to match: what an attacker can make."""
+    from worldmodels.pretrained import verified_contents
+
+    manifest, contents = verified_contents(archive)
+    change(contents)
+    manifest["files"] = {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()}
+    with tarfile.open(out, "w:gz") as target:
+        for name, data in [("manifest.json", json.dumps(manifest).encode()), *contents.items()]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            target.addfile(info, io.BytesIO(data))
+    return out
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/worldmodels-pwned",))
+
+
+def object_npy() -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([Payload()], dtype=object), allow_pickle=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("member,data,message", [
+    ("control/generations/generation_0/es-state.pkl", lambda: pickle.dumps(Payload()), "pickles"),
+    ("control/generations/generation_0/es-state.json", lambda: pickle.dumps(Payload()), "pickles"),
+    ("control/generations/generation_0/best-params.npy", object_npy, "holds Python objects"),
+])
+def test_code_carrying_members_are_refused_even_with_a_matching_manifest(exported, tmp_path, member, data, message):
+    _, archive, _ = exported
+    bad = self_consistent(archive, tmp_path / "bad.tar.gz", lambda contents: contents.update({member: data()}))
+    root = tmp_path / "victim"
+    result = run_script_install(root, str(bad))
+    assert result.returncode == 2 and f"refused: {member}" in error_line(result) and message in error_line(result)
+    assert not root.exists() and not Path("/tmp/worldmodels-pwned").exists()

@@ -21,8 +21,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import zipfile
 import zlib
 from pathlib import Path
+
+import numpy as np
 
 from worldmodels.errors import WorldModelsError, report_errors
 from worldmodels.files import atomic_path, replace_together
@@ -113,7 +116,46 @@ def verified_contents(archive_path: Path) -> tuple[dict, dict[str, bytes]]:
     for name, data in contents.items():
         if _sha256(data) != expected[name]:
             raise WorldModelsError(f"{archive_path}: refused: checksum mismatch for {name}")
+        problem = _code_risk(name, data)
+        if problem:
+            raise WorldModelsError(f"{archive_path}: refused: {name} {problem}")
     return manifest, contents
+
+
+SAFE_SUFFIXES = (".h5", ".json", ".npy", ".npz", ".log", ".csv")
+
+
+def _code_risk(name: str, data: bytes) -> str | None:
+    """Why a member could run code when loaded (a pickle, or arrays of Python objects), or None.
+
+    A manifest only proves an archive is self-consistent, so every member is checked for what it is: weights
+    (HDF5), JSON, logs, and numeric arrays; anything else is refused before a byte is unpacked.
+    """
+    if not name.endswith(SAFE_SUFFIXES) or data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "is not weights, JSON, a log or a numeric array (pickles and other code-carrying files are never installed)"
+    if name.endswith(".npy"):
+        return _object_array_risk(io.BytesIO(data))
+    if name.endswith(".npz"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                for member in archive.namelist():
+                    with archive.open(member) as handle:
+                        problem = _object_array_risk(handle)
+                    if problem:
+                        return problem
+        except zipfile.BadZipFile:
+            return "is not a valid .npz"
+    return None
+
+
+def _object_array_risk(handle) -> str | None:
+    try:
+        major, _ = np.lib.format.read_magic(handle)
+        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        dtype = read_header(handle)[2]
+    except ValueError:
+        return "is not a valid .npy array"
+    return "holds Python objects (stored as pickles)" if dtype.hasobject else None
 
 
 def fetch(source: str, folder: Path) -> Path:

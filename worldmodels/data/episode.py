@@ -174,7 +174,7 @@ def write_numpy(path: Path, episode: Episode, **extra: np.ndarray) -> None:
 def read_numpy(path: Path) -> Episode:
     path = Path(path)
     try:
-        with np.load(path) as arrays:
+        with np.load(path, allow_pickle=False) as arrays:
             episode = Episode(*(arrays[key] for key in Episode._fields))
     except FileNotFoundError:
         raise WorldModelsError(f"{path}: episode file not found") from None
