@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from worldmodels.data.episode import Episode
+from worldmodels.data.latent_stats import LatentEpisode, write_latents
 
 
 def synthetic_episode(length: int = 12, seed: int = 0) -> Episode:
@@ -15,6 +16,17 @@ def synthetic_episode(length: int = 12, seed: int = 0) -> Episode:
     dones = np.zeros(length, bool)
     dones[-1] = True
     return Episode(observations, actions, rewards, dones)
+
+
+def write_synthetic_latents(tree, lengths, latent_dim=32, vae_id="none", dataset="random") -> None:
+    """Smooth latent trajectories (sin waves) of the given lengths, as sample_latent_stats.py writes them."""
+    rng = np.random.default_rng(0)
+    for index, length in enumerate(lengths):
+        t = np.arange(length, dtype=np.float32)[:, None]
+        mu = np.sin(t / 5 + np.arange(latent_dim)).astype(np.float32)
+        write_latents(tree.latent_stats / dataset / f"episode_{index:06d}.npz", LatentEpisode(
+            mu, np.full_like(mu, -4.0), rng.uniform(-1, 1, (length, 3)).astype(np.float32),
+            np.zeros(length, np.float32), np.zeros(length, bool), vae_id))
 
 
 def save_tiny_agent(tree, hidden_units: int = 16) -> None:

@@ -3,19 +3,9 @@ import csv
 import numpy as np
 
 from conftest import error_line, run_script
-from worldmodels.data.latent_stats import LatentEpisode, write_latents
+from helpers import write_synthetic_latents
 from worldmodels.memory.training import LatentDataset, make_batch
 from worldmodels.vision.vae import build_vae, save_vae
-
-
-def write_synthetic_latents(tree, lengths, latent_dim=32, vae_id="none", dataset="random"):
-    rng = np.random.default_rng(0)
-    for index, length in enumerate(lengths):
-        t = np.arange(length, dtype=np.float32)[:, None]
-        mu = np.sin(t / 5 + np.arange(latent_dim)).astype(np.float32)
-        write_latents(tree.latent_stats / dataset / f"episode_{index:06d}.npz", LatentEpisode(
-            mu, np.full_like(mu, -4.0), rng.uniform(-1, 1, (length, 3)).astype(np.float32),
-            np.zeros(length, np.float32), np.zeros(length, bool), vae_id))
 
 
 def test_batches_mask_episodes_of_different_lengths():

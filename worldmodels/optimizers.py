@@ -4,6 +4,12 @@ Keras' Adam updates each variable with about ten separate element-wise ops; on t
 21 ms of every V training step (4.3M parameters), the fused `ResourceApplyAdam` kernel 6 ms
 (AMD EPYC, AVX2).  Same slot variables and the same update rule, so checkpoints written with
 either optimizer resume with the other.
+
+Under `tf.distribute.MirroredStrategy` Keras sums the replicas' gradients and calls `update_step` once
+per replica on that replica's copy of each variable (and of its slots): the fused kernel runs on each
+device as it would alone, so there is no separate distributed path.  One thing is moved: Keras clips
+each replica's gradient *before* the sum, which is not what one device does with the whole batch;
+here the sum is clipped (identical under the default strategy, where the sum is the gradient itself).
 """
 
 from __future__ import annotations
@@ -18,6 +24,14 @@ def _handle(variable) -> tf.Tensor:
 
 class FusedAdam(keras.optimizers.Adam):
     """`keras.optimizers.Adam` (without amsgrad) whose per-variable update is one fused kernel."""
+
+    def _clip_gradients(self, gradients):
+        return gradients  # clipped in _all_reduce_sum_gradients, once summed over the replicas
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        summed = super()._all_reduce_sum_gradients(grads_and_vars)
+        clipped = super()._clip_gradients([gradient for gradient, _ in summed])
+        return [(gradient, variable) for gradient, (_, variable) in zip(clipped, summed)]
 
     def update_step(self, gradient, variable, learning_rate):
         if self.amsgrad:

@@ -79,10 +79,17 @@ def mixture_log_likelihood(log_pi: tf.Tensor, mu: tf.Tensor, log_sigma: tf.Tenso
 
 def mdn_loss(params: tf.Tensor, target: tf.Tensor, mask: tf.Tensor, config: MDNRNNConfig) -> tf.Tensor:
     """Mean negative log-likelihood per latent dimension over the valid (mask = 1) time steps."""
+    total, count = mdn_loss_sum(params, target, mask, config)
+    return total / tf.maximum(count, 1.0)
+
+
+def mdn_loss_sum(params: tf.Tensor, target: tf.Tensor, mask: tf.Tensor,
+                 config: MDNRNNConfig) -> tuple[tf.Tensor, tf.Tensor]:
+    """The summed negative log-likelihood over the valid time steps and latent dimensions, and how many terms
+    it sums: `mdn_loss` is their ratio, and a replica divides its sum by the count over all replicas."""
     log_likelihood = mixture_log_likelihood(*split_mixture(params, config), target)  # (batch, time, latent)
     mask = tf.cast(mask, log_likelihood.dtype)[..., None]
-    total = tf.reduce_sum(-log_likelihood * mask)
-    return total / tf.maximum(tf.reduce_sum(mask) * config.latent_dim, 1.0)
+    return tf.reduce_sum(-log_likelihood * mask), tf.reduce_sum(mask) * config.latent_dim
 
 
 def expected_next_latent(params: tf.Tensor, config: MDNRNNConfig) -> tf.Tensor:

@@ -11,7 +11,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from worldmodels.checkpoints import CheckpointedTrainer
+from worldmodels.checkpoints import (STRATEGIES, STRATEGY_HELP, CheckpointedTrainer, global_count, nonempty,
+                                     training_strategy)
 from worldmodels.optimizers import FusedAdam
 from worldmodels.cli import flag, require_at_least
 from worldmodels.data.latent_stats import LatentEpisode, list_latents, read_latents
@@ -20,7 +21,7 @@ from worldmodels.files import CsvLog, file_fingerprint, read_json
 from worldmodels.paths import DATASETS, ArtifactTree
 from worldmodels.progress import progress
 from worldmodels.stages import stage
-from worldmodels.memory.mdn_rnn import CONFIG_NAME, MDNRNNConfig, build_mdn_rnn, mdn_loss, save_mdn_rnn
+from worldmodels.memory.mdn_rnn import CONFIG_NAME, MDNRNNConfig, build_mdn_rnn, mdn_loss_sum, save_mdn_rnn
 
 LOG_COLUMNS = ("time", "epoch", "step", "loss", "sequences_per_second")
 
@@ -42,6 +43,7 @@ class MemoryTrainingConfig:
     gradient_clip: float = flag(1.0, "clip each gradient element to +- this value")
     log_every: int = flag(10, "steps between rows of training.csv")
     seed: int = flag(0, "seed of weights, batches and z re-sampling")
+    strategy: str = flag("default", STRATEGY_HELP, choices=STRATEGIES)
 
     def validate(self) -> "MemoryTrainingConfig":
         require_at_least(self, 1, "epochs", "batch_size", "hidden_units", "mixtures", "log_every")
@@ -129,6 +131,20 @@ def make_batch(data: LatentDataset, rows: np.ndarray, seq_length: int,
     return inputs.astype(np.float32), z[:, 1:].astype(np.float32), mask
 
 
+def epoch_dataset(data: LatentDataset, batches: list[np.ndarray], seq_length: int,
+                  rng: np.random.Generator) -> tf.data.Dataset:
+    """`make_batch` of each of `batches` in order, as a dataset that a strategy can split across replicas."""
+    inputs_dim, latent_dim = data.latent_dim + data.actions.shape[-1], data.latent_dim
+
+    def generate():
+        for rows in batches:
+            yield make_batch(data, rows, seq_length, rng)
+
+    signature = (tf.TensorSpec((None, None, inputs_dim), tf.float32),
+                 tf.TensorSpec((None, None, latent_dim), tf.float32), tf.TensorSpec((None, None), tf.float32))
+    return tf.data.Dataset.from_generator(generate, output_signature=signature)
+
+
 class MemoryTrainer(CheckpointedTrainer):
     """M with its optimizer and the checkpoint that lets `--load_model 1` resume."""
 
@@ -136,24 +152,24 @@ class MemoryTrainer(CheckpointedTrainer):
 
     def __init__(self, config: MemoryTrainingConfig, tree: ArtifactTree, latent_dim: int, action_dim: int = 3):
         self.config, self.tree = config.validate(), tree
+        strategy = training_strategy(config.strategy)
         keras.utils.set_random_seed(config.seed)
-        model = build_mdn_rnn(MDNRNNConfig(latent_dim, action_dim, config.hidden_units, config.mixtures))
-        super().__init__(model, FusedAdam(config.learning_rate, clipvalue=config.gradient_clip),
-                         tree.memory_models)
+        model_config = MDNRNNConfig(latent_dim, action_dim, config.hidden_units, config.mixtures)
+        super().__init__(lambda: (build_mdn_rnn(model_config),
+                                  FusedAdam(config.learning_rate, clipvalue=config.gradient_clip)),
+                         tree.memory_models, strategy)
 
     def export(self) -> Path:
         return save_mdn_rnn(self.model, self.tree.memory_models)
 
-    @tf.function(reduce_retracing=True)
-    def train_step(self, inputs: tf.Tensor, targets: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    def replica_gradients(self, inputs: tf.Tensor, targets: tf.Tensor,
+                          mask: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        count = tf.maximum(global_count(tf.reduce_sum(mask) * self.model.config.latent_dim), 1.0)
+        (inputs, weight), (targets, _), (mask, _) = nonempty(inputs), nonempty(targets), nonempty(mask)
         with tf.GradientTape() as tape:
             params, _, _ = self.model(inputs, training=True)
-            loss = mdn_loss(params, targets, mask, self.model.config)
-        gradients = tape.gradient(loss, self.model.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
-        self.step.assign_add(1)
-        return loss
-
+            loss = weight * mdn_loss_sum(params, targets, mask, self.model.config)[0] / count
+        return loss, tape.gradient(loss, self.model.trainable_variables)
 
 
 @stage("train_memory", inputs=lambda config, tree: [tree.latent_stats, tree.vae_models])
@@ -177,8 +193,9 @@ def train_memory(config: MemoryTrainingConfig, tree: ArtifactTree) -> dict:
         batches = [order[i: i + batch_size] for i in range(0, episodes, batch_size)]
         bar = progress(len(batches), f"MDN-RNN epoch {epoch + 1}/{config.epochs}", unit="batch")
         window_start, window_sequences = time.monotonic(), 0
-        for rows in batches:
-            loss = float(trainer.train_step(*make_batch(data, rows, config.seq_length, rng)))
+        dataset = epoch_dataset(data, batches, config.seq_length, rng)
+        for rows, batch in zip(batches, trainer.distribute(dataset)):
+            loss = float(trainer.train_step(*batch))
             if not np.isfinite(loss):
                 raise WorldModelsError(f"MDN-RNN loss became {loss} at step {int(trainer.step.numpy())}; "
                                        "lower --learning_rate (the last good model is kept)")

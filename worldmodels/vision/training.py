@@ -11,7 +11,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from worldmodels.checkpoints import CheckpointedTrainer
+from worldmodels.checkpoints import (STRATEGIES, STRATEGY_HELP, CheckpointedTrainer, global_count, nonempty,
+                                     training_strategy)
 from worldmodels.optimizers import FusedAdam
 from worldmodels.cli import flag, require_at_least
 from worldmodels.data.episode import list_episodes, read_tfrecord
@@ -46,6 +47,7 @@ class VAETrainingConfig:
     seed: int = flag(0, "seed of weights and shuffling")
     layers: str = flag("fast", "fast: V's CPU-friendly layers; reference: the same network from stock Keras layers "
                        "(slow without AVX-512; for comparisons)", choices=("fast", "reference"))
+    strategy: str = flag("default", STRATEGY_HELP, choices=STRATEGIES)
 
     def validate(self) -> "VAETrainingConfig":
         require_at_least(self, 1, "epochs", "batch_size", "latent_dim", "shuffle_buffer", "log_every", "save_every")
@@ -82,21 +84,21 @@ class VAETrainer(CheckpointedTrainer):
 
     def __init__(self, config: VAETrainingConfig, tree: ArtifactTree):
         self.config, self.tree = config.validate(), tree
+        strategy = training_strategy(config.strategy)
         keras.utils.set_random_seed(config.seed)
-        super().__init__(build_vae(VAEConfig(config.latent_dim, config.kl_tolerance), config.layers == "reference"),
-                         FusedAdam(config.learning_rate), tree.vae_models)
+        vae_config, reference = VAEConfig(config.latent_dim, config.kl_tolerance), config.layers == "reference"
+        super().__init__(lambda: (build_vae(vae_config, reference), FusedAdam(config.learning_rate)),
+                         tree.vae_models, strategy)
 
     def export(self) -> Path:
         return save_vae(self.model, self.tree.vae_models)
 
-    @tf.function(reduce_retracing=True)
-    def train_step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+    def replica_gradients(self, images: tf.Tensor) -> tuple[dict[str, tf.Tensor], list[tf.Tensor]]:
+        count = global_count(tf.shape(images)[0])
+        images, weight = nonempty(images)
         with tf.GradientTape() as tape:
-            losses = vae_losses(self.model, images)
-        gradients = tape.gradient(losses["loss"], self.model.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
-        self.step.assign_add(1)
-        return losses
+            losses = {name: weight * loss for name, loss in vae_losses(self.model, images, count).items()}
+        return losses, tape.gradient(losses["loss"], self.model.trainable_variables)
 
     def save_comparison(self, images: tf.Tensor) -> Path:
         """Originals on the top row, reconstructions (from mu) below, as one PNG."""
@@ -124,7 +126,7 @@ def train_vae(config: VAETrainingConfig, tree: ArtifactTree) -> dict:
     log = CsvLog(tree.vae_log, LOG_COLUMNS)
     try:
         fixed_batch = first_frames(files, COMPARISON_IMAGES)
-        dataset = frame_dataset(files, config.batch_size, config.shuffle_buffer, seed=config.seed)
+        dataset = trainer.distribute(frame_dataset(files, config.batch_size, config.shuffle_buffer, seed=config.seed))
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError):
         raise find_bad_episode(files) from None
     start_time, images_seen, last_losses = time.monotonic(), 0, {}
@@ -134,7 +136,7 @@ def train_vae(config: VAETrainingConfig, tree: ArtifactTree) -> dict:
         try:
             for images in dataset:
                 losses = trainer.train_step(images)
-                batch = int(images.shape[0])
+                batch = trainer.batch_size(images)
                 images_seen += batch
                 window_images += batch
                 bar.update(1)

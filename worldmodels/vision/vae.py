@@ -76,16 +76,21 @@ def to_unit_float(images_uint8: tf.Tensor) -> tf.Tensor:
     return tf.cast(images_uint8, tf.float32) / 255.0
 
 
-def vae_losses(model: ConvVAE, images: tf.Tensor) -> dict[str, tf.Tensor]:
-    """Per-batch mean of the paper's loss: summed squared error plus KL clamped below at the tolerance."""
+def vae_losses(model: ConvVAE, images: tf.Tensor, batch_size: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+    """Per-batch mean of the paper's loss: summed squared error plus KL clamped below at the tolerance.
+
+    Sums over `images` are divided by `batch_size` (default: their number): a replica passes the whole
+    batch's size, so that the replicas' losses add up to the mean over the whole batch.
+    """
     reconstruction, mu, logvar = model(images, training=True)
+    count = tf.cast(tf.shape(images)[0] if batch_size is None else batch_size, images.dtype)
     squared_error = tf.reduce_sum(tf.square(images - reconstruction), axis=[1, 2, 3])
     kl = -0.5 * tf.reduce_sum(1.0 + logvar - tf.square(mu) - tf.exp(logvar), axis=1)
     clamped_kl = tf.maximum(kl, model.config.kl_floor)
-    reconstruction_loss = tf.reduce_mean(squared_error)
-    kl_loss = tf.reduce_mean(clamped_kl)
+    reconstruction_loss = tf.reduce_sum(squared_error) / count
+    kl_loss = tf.reduce_sum(clamped_kl) / count
     return {"loss": reconstruction_loss + kl_loss, "reconstruction": reconstruction_loss,
-            "kl": kl_loss, "kl_unclamped": tf.reduce_mean(kl)}
+            "kl": kl_loss, "kl_unclamped": tf.reduce_sum(kl) / count}
 
 
 def build_vae(config: VAEConfig = VAEConfig(), reference: bool = False) -> ConvVAE:
