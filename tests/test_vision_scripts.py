@@ -61,6 +61,37 @@ def test_pipeline_sample_train_encode_and_resume(work):
     assert "encoded 0 episodes (2 already current)" in again.stdout
 
 
+def test_run_killed_mid_epoch_resumes_without_repeating_the_epoch(work):
+    """80 frames in batches of 8: 10 steps per epoch. Killed after a mid-epoch checkpoint, the resumed run
+    trains only the rest of that epoch, on the batches the killed run had not reached."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+    from worldmodels.paths import HOME_VARIABLE
+
+    flags = ("--epochs", "1", "--batch_size", "8", "--log_every", "1", "--save_every", "2", "--shuffle_buffer", "200")
+    process = subprocess.Popen([sys.executable, str(REPO / "worldmodels/vision/train_vae.py"), *flags],
+                               env={**os.environ, HOME_VARIABLE: str(work.root)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = work.vae_models / "checkpoints" / "checkpoint"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not state.exists() and process.poll() is None:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = int(re.search(r'model_checkpoint_path: "ckpt-(\d+)"', state.read_text())[1])
+    assert 0 < killed_at < 10  # the premise: a checkpoint inside the epoch
+    run_script("vision/train_vae.py", "--load_model", "1", *flags, root=work.root)
+    steps = [int(row["step"]) for row in csv.DictReader(work.vae_log.open())]
+    assert steps[-1] == 10  # not 10 + killed_at: the epoch was not started over
+    assert [step for step in steps if step > killed_at] == list(range(killed_at + 1, 11))
+
+
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_damaged_episode_stops_training_with_its_name(work, damage):
     run_script("vision/train_vae.py", *TINY_VAE, root=work.root)

@@ -143,8 +143,10 @@ class CheckpointedTrainer:
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, name="step")
             self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
+            # The step the current epoch began at; -1 in checkpoints of older versions (epoch restarts whole).
+            self.epoch_start = tf.Variable(-1, dtype=tf.int64, name="epoch_start")
             checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step,
-                                             epoch=self.epoch)
+                                             epoch=self.epoch, epoch_start=self.epoch_start)
         self.checkpoints = tf.train.CheckpointManager(checkpoint, str(self.models_folder / "checkpoints"), max_to_keep=2)
 
     def distribute(self, dataset: tf.data.Dataset) -> Any:
@@ -193,6 +195,16 @@ class CheckpointedTrainer:
 
     def export(self) -> Path:
         raise NotImplementedError
+
+    def steps_into_epoch(self) -> int:
+        """Batches of the current epoch already trained on (0 at an epoch's start); marks the start if unknown."""
+        if int(self.epoch_start.numpy()) < 0:
+            self.epoch_start.assign(self.step)
+        return int(self.step.numpy() - self.epoch_start.numpy())
+
+    def end_epoch(self) -> None:
+        self.epoch.assign_add(1)
+        self.epoch_start.assign(self.step)
 
     def save(self) -> None:
         self.checkpoints.save(checkpoint_number=int(self.step.numpy()))

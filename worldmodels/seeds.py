@@ -9,6 +9,7 @@ SAMPLING = 0
 CMA_TRAINING = 1
 CMA_HELD_OUT = 2
 FINAL_TEST = 3
+VAE_BATCHES = 4
 
 
 def derive_seed(purpose: int, *keys: int) -> int:

@@ -210,7 +210,7 @@ def train_memory(config: MemoryTrainingConfig, tree: ArtifactTree) -> dict:
                             "sequences_per_second": rate})
                 window_start, window_sequences = time.monotonic(), 0
         bar.close()
-        trainer.epoch.assign_add(1)
+        trainer.end_epoch()
         trainer.save()
     seconds = time.monotonic() - start
     return {"episodes": episodes, "steps": int(trainer.step.numpy()), "epochs": int(trainer.epoch.numpy()),

@@ -13,8 +13,13 @@ from worldmodels.vision.vae import to_unit_float
 FILES_READ_AT_ONCE = 8  # episodes interleaved into the shuffle buffer at a time
 
 
-def frame_dataset(files: Sequence[Path], batch_size: int, shuffle_buffer: int, seed: int | None = None) -> tf.data.Dataset:
-    """Shuffled batches of float frames in [0, 1], interleaved across episode files."""
+def frame_dataset(files: Sequence[Path], batch_size: int, shuffle_buffer: int, seed: int | None = None,
+                  skip_batches: int = 0) -> tf.data.Dataset:
+    """Shuffled batches of float frames in [0, 1], interleaved across episode files.
+
+    With a seed, one pass yields the same batches in the same order every time it is built, so a run
+    resumed mid-pass skips exactly the `skip_batches` it had already trained on.
+    """
     paths = tf.data.Dataset.from_tensor_slices([str(path) for path in files])
     paths = paths.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
 
@@ -26,6 +31,7 @@ def frame_dataset(files: Sequence[Path], batch_size: int, shuffle_buffer: int, s
                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
     return (frames.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
             .batch(batch_size)
+            .skip(skip_batches)
             .map(to_unit_float, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
 

@@ -20,6 +20,7 @@ from worldmodels.errors import WorldModelsError
 from worldmodels.files import CsvLog, atomic_path
 from worldmodels.paths import DATASETS, ArtifactTree
 from worldmodels.progress import progress
+from worldmodels.seeds import VAE_BATCHES, derive_seed
 from worldmodels.stages import stage
 from worldmodels.vision.dataset import first_frames, frame_dataset
 from worldmodels.vision.vae import CONFIG_NAME, VAEConfig, build_vae, save_vae, vae_losses
@@ -126,13 +127,17 @@ def train_vae(config: VAETrainingConfig, tree: ArtifactTree) -> dict:
     log = CsvLog(tree.vae_log, LOG_COLUMNS)
     try:
         fixed_batch = first_frames(files, COMPARISON_IMAGES)
-        dataset = trainer.distribute(frame_dataset(files, config.batch_size, config.shuffle_buffer, seed=config.seed))
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError):
         raise find_bad_episode(files) from None
     start_time, images_seen, last_losses = time.monotonic(), 0, {}
     while int(trainer.epoch.numpy()) < config.epochs:
+        # Each epoch's order is fixed by (seed, epoch): a run resumed mid-epoch skips the batches it trained on.
+        epoch_seed = derive_seed(VAE_BATCHES, config.seed, int(trainer.epoch.numpy()))
+        done = trainer.steps_into_epoch()
+        dataset = trainer.distribute(frame_dataset(files, config.batch_size, config.shuffle_buffer, seed=epoch_seed,
+                                                   skip_batches=done))
         bar = progress(None, f"VAE epoch {int(trainer.epoch.numpy()) + 1}/{config.epochs}", unit="batch")
-        window_start, window_images = time.monotonic(), 0
+        window_start, window_images, losses = time.monotonic(), 0, None
         try:
             for images in dataset:
                 losses = trainer.train_step(images)
@@ -154,8 +159,9 @@ def train_vae(config: VAETrainingConfig, tree: ArtifactTree) -> dict:
             raise find_bad_episode(files) from None
         finally:
             bar.close()
-        last_losses = {key: float(value) for key, value in losses.items()}
-        trainer.epoch.assign_add(1)
+        if losses is not None:  # None when a resumed epoch had no batch left
+            last_losses = {key: float(value) for key, value in losses.items()}
+        trainer.end_epoch()
         trainer.save()
         trainer.save_comparison(fixed_batch)
     seconds = time.monotonic() - start_time
