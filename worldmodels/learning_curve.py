@@ -19,8 +19,8 @@ from worldmodels.paths import ArtifactTree
 STAGES_NAME = "stages.csv"
 STAGE_COLUMNS = ("stage", "seconds", "env_steps")
 # The original run (hardmaru/WorldModelsExperiments, carracing log): held-out mean of the CMA-ES mean.
-ANCHORS = ({"label": "original, gen 25", "score": 822.9, "env_steps": 25.6e6, "hours": 15.0},
-           {"label": "original, gen 200", "score": 880.4, "env_steps": 201e6, "hours": 4.8 * 24})
+ANCHORS = ({"label": "original (64 CPUs), gen 25", "score": 822.9, "env_steps": 25.6e6, "hours": 15.0},
+           {"label": "original (64 CPUs), gen 200", "score": 880.4, "env_steps": 201e6, "hours": 4.8 * 24})
 
 
 def read_curve(tree: ArtifactTree) -> list[dict]:
