@@ -57,7 +57,11 @@ stage latent_stats "echo 0" -- python worldmodels/data/sample_latent_stats.py --
 stage memory "echo 0" -- python worldmodels/memory/train_memory.py --load_model "$(resume memory-training)" \
   --epochs 40 --batch_size 20
 # CMA-ES logs its own time and env steps per generation (control/rewards.log); re-running continues it.
-done_generations() { ls "$WORLD_MODELS_HOME/control/generations" 2>/dev/null | grep -cE '^generation_[0-9]+$' || true; }
+done_generations() {  # the newest finished generation + 1 (a restored snapshot holds only the newest)
+  local newest
+  newest=$(ls "$WORLD_MODELS_HOME/control/generations" 2>/dev/null | sed -nE 's/^generation_([0-9]+)$/\1/p' | sort -n | tail -1)
+  echo $(( ${newest:--1} + 1 ))
+}
 while [ "$(done_generations)" -lt "$GENERATIONS" ]; do
   target=$(( ($(done_generations) / SNAPSHOT_EVERY + 1) * SNAPSHOT_EVERY ))
   python worldmodels/control/train_controller.py --generations "$(( target < GENERATIONS ? target : GENERATIONS ))" \
