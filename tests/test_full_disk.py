@@ -174,3 +174,32 @@ def test_a_failed_log_append_leaves_no_half_row(tmp_path, monkeypatch):
     assert failed_write(OSError(errno.ENOSPC, FULL, "/x/y")) == f"/x/y: {FULL}"
     assert failed_write(RuntimeError(f"Unable to create file (file write failed: {FULL})")) is not None
     assert failed_write(ValueError("bad value")) is None
+
+
+def test_latent_stats_and_m_on_a_full_disk_lose_nothing_and_resume(small_disk):
+    from worldmodels.data.latent_stats import list_latents, read_latents
+
+    tree = small_disk
+    save_tiny_agent(tree)  # V (full size) and a small M; M is retrained below
+    for index in range(3):
+        write_tfrecord(tree.random_rollouts / f"episode_{index:06d}.tfrecord", synthetic_episode(60, index))
+    fill(tree, leave=30_000)  # about one episode's latent stats
+    encode = ("--episodes", "3", "--data", "local", "--dataset", "random")
+    result = run_script("data/sample_latent_stats.py", *encode, root=tree.root, check=False)
+    assert result.returncode == 2 and FULL in error_line(result) and str(tree.latent_stats) in error_line(result)
+    kept = list_latents(tree.latent_stats / "random")
+    assert len(kept) < 3 and no_temporaries(tree.root)
+    assert all(read_latents(path).mu.shape == (60, 32) for path in kept)
+    free(tree)
+    run_script("data/sample_latent_stats.py", *encode, root=tree.root)
+    assert len(list_latents(tree.latent_stats / "random")) == 3
+
+    memory = ("--epochs", "2", "--batch_size", "2", "--hidden_units", "16", "--log_every", "1", "--dataset", "random")
+    saved_before = (tree.memory_models / "mdn_rnn.weights.h5").read_bytes()
+    fill(tree)
+    result = run_script("memory/train_memory.py", *memory, root=tree.root, check=False)
+    assert result.returncode == 2 and FULL in error_line(result), result.stderr[-2000:]
+    assert (tree.memory_models / "mdn_rnn.weights.h5").read_bytes() == saved_before and no_temporaries(tree.root)
+    free(tree)
+    run_script("memory/train_memory.py", *memory, root=tree.root)
+    assert (tree.memory_models / "mdn_rnn.weights.h5").read_bytes() != saved_before
