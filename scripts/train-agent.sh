@@ -25,7 +25,7 @@ snapshot() {  # copy what continuing the run needs into $SNAPSHOT, replacing the
   cp "$stages" "$temp/"
   (cd "$WORLD_MODELS_HOME" && cp -r --parents vae-training/models memory-training/models "$temp/")
   rm -rf "$temp"/*-training/models/checkpoints
-  (cd "$WORLD_MODELS_HOME/control" && cp -r config.json rewards.log evaluations.log best "$temp/control/" 2>/dev/null || true)
+  (cd "$WORLD_MODELS_HOME/control" && cp -r config.json rewards.log evaluations.log best evaluations "$temp/control/" 2>/dev/null || true)
   newest=$(ls "$WORLD_MODELS_HOME/control/generations" | grep -E '^generation_[0-9]+$' | sort -t_ -k2 -n | tail -1)
   [ -n "$newest" ] && cp -r "$WORLD_MODELS_HOME/control/generations/$newest" "$temp/control/generations/"
   rm -rf "$SNAPSHOT.old" && { [ ! -e "$SNAPSHOT" ] || mv "$SNAPSHOT" "$SNAPSHOT.old"; } && mv "$temp" "$SNAPSHOT" && rm -rf "$SNAPSHOT.old"
