@@ -171,17 +171,15 @@ install_archive(archive, ArtifactTree(Path(root)))
 
 def new_version(archive, out):
     """The same members with other bytes and a matching manifest: a newer agent to install over the old."""
-    from worldmodels.pretrained import verified_contents
+    changed = {}
 
-    manifest, contents = verified_contents(archive)
-    contents = {name: data + b"\nnew" for name, data in contents.items()}
-    manifest["files"] = {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()}
-    with tarfile.open(out, "w:gz") as target:
-        for name, data in [("manifest.json", json.dumps(manifest).encode()), *contents.items()]:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            target.addfile(info, io.BytesIO(data))
-    return contents
+    def mark_new(contents):
+        for name in contents:
+            contents[name] += b"\nnew"
+        changed.update(contents)
+
+    self_consistent(archive, out, mark_new)
+    return changed
 
 
 @pytest.mark.parametrize("step,k", [
