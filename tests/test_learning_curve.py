@@ -33,3 +33,14 @@ def test_points_accumulate_stage_and_generation_costs(tree, tmp_path, capsys):
     main(["--root", str(tree.root), "--output", str(output)])
     assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "best 512.5 at generation 1 (1.20 h, 0.42M env steps)" in capsys.readouterr().out
+
+
+def test_a_warm_started_phase_continues_the_archived_run(tree):
+    generation = {"mean": 1, "best": 2, "worst": 0, "sigma": 0.1}
+    write_rows(tree.root / "control-archive" / "20261126-020000" / "rewards.log", REWARD_COLUMNS, [
+        {**generation, "generation": 0, "seconds": 1800, "evaluation": "300", "env_steps": 100000},
+        {**generation, "generation": 1, "seconds": 1800, "evaluation": "", "env_steps": 100000}])
+    write_rows(tree.rewards_log, REWARD_COLUMNS, [
+        {**generation, "generation": 0, "seconds": 3600, "evaluation": "700", "env_steps": 200000}])
+    assert read_curve(tree) == [{"generation": 0, "score": 300.0, "hours": 0.5, "env_steps": 100000},
+                                {"generation": 2, "score": 700.0, "hours": 2.0, "env_steps": 400000}]

@@ -5,6 +5,8 @@
 Reads only the run's own logs: `control/rewards.log` (seconds and env steps of every generation,
 held-out evaluations included) and, when present, `stages.csv` at the root (seconds and env steps of
 the stages before CMA-ES: sampling, V, latent stats, M), which shifts the curve by what they cost.
+A run in phases (a CMA-ES run warm-started from an earlier one, which moved to `control-archive/`)
+is followed through each archived run, oldest first, then `control/`; generations count on across them.
 """
 
 from __future__ import annotations
@@ -34,14 +36,18 @@ def read_curve(tree: ArtifactTree) -> list[dict]:
             for row in csv.DictReader(handle):
                 seconds += float(row["seconds"])
                 steps += int(row["env_steps"] or 0)
-    points = []
-    with tree.rewards_log.open() as handle:
-        for row in csv.DictReader(handle):
+    points, offset = [], 0
+    archived = sorted(tree.root.glob("control-archive/*/rewards.log"))
+    for log in [*archived, tree.rewards_log]:
+        with log.open() as handle:
+            rows = list(csv.DictReader(handle))
+        for row in rows:
             seconds += float(row["seconds"])
             steps += int(row.get("env_steps") or 0)
             if row["evaluation"]:
-                points.append({"generation": int(row["generation"]), "score": float(row["evaluation"]),
+                points.append({"generation": offset + int(row["generation"]), "score": float(row["evaluation"]),
                                "hours": seconds / 3600, "env_steps": steps})
+        offset += len(rows)
     return points
 
 
