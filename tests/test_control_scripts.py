@@ -78,14 +78,19 @@ def test_killed_run_resumes_exactly(agent_tree, tmp_path):
 
 
 def environment_workers(pid: int) -> list[int]:
-    """PIDs of the spawned environment workers of process `pid` (not multiprocessing's resource tracker)."""
+    """PIDs of the spawned workers (environments or shards) of process `pid` (not the resource tracker)."""
     children = (Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
     return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
-def test_worker_killed_mid_generation_changes_nothing(agent_tree, tmp_path):
+@pytest.mark.parametrize("num_process, killed", [("2", "environment worker"), ("5", "worker process died")],
+                         ids=["central-model", "shards"])
+def test_worker_killed_mid_generation_changes_nothing(agent_tree, tmp_path, num_process, killed):
+    """Up to 4 workers one engine runs the models for all; 5 are 5 shards with their own models.  Either
+    way a killed worker's episodes are re-run and the run equals an undisturbed one with 1 worker."""
     tree = agent_tree
-    command = [sys.executable, str(REPO / "worldmodels/control/train_controller.py"), "--generations", "3", *TINY_CMA]
+    command = [sys.executable, str(REPO / "worldmodels/control/train_controller.py"), "--generations", "3", *TINY_CMA,
+               "--num_process", num_process]
     process = subprocess.Popen(command, env={**os.environ, HOME_VARIABLE: str(tree.root)},
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
@@ -93,10 +98,10 @@ def test_worker_killed_mid_generation_changes_nothing(agent_tree, tmp_path):
         time.sleep(0.02)
     os.kill(environment_workers(process.pid)[0], signal.SIGKILL)  # somewhere in generation 1
     assert process.wait(timeout=300) == 0
-    assert "environment worker" in process.stderr.read()
+    assert killed in process.stderr.read()
     fresh = type(tree)(tmp_path / "fresh")
     save_tiny_agent(fresh)
-    run_script("control/train_controller.py", "--generations", "3", *TINY_CMA, root=fresh.root)
+    run_script("control/train_controller.py", "--generations", "3", *TINY_CMA, "--num_process", "1", root=fresh.root)
     for number in range(3):
         for name in ("population-params.npy", "epoch-results.npy", "mean-params.npy"):
             np.testing.assert_array_equal(np.load(tree.generation(number) / name), np.load(fresh.generation(number) / name))

@@ -13,6 +13,10 @@ from worldmodels.memory.mdn_rnn import MDNRNN, expected_next_latent, load_mdn_rn
 from worldmodels.paths import ArtifactTree
 from worldmodels.vision.vae import ConvVAE, load_vae, to_unit_float
 from worldmodels.errors import WorldModelsError
+from worldmodels.workers import pin_worker_threads
+
+
+MODEL_BATCH = 8  # rows per model call in rollouts: a constant, so results never depend on the batch layout
 
 
 class StepRecord(NamedTuple):
@@ -42,6 +46,7 @@ class Agent:
 
     @classmethod
     def load(cls, tree: ArtifactTree) -> "Agent":
+        pin_worker_threads()
         return cls(load_vae(tree.vae_models), load_mdn_rnn(tree.memory_models))
 
     @property
@@ -60,9 +65,20 @@ class Agent:
 
     def act(self, frames: np.ndarray, h: np.ndarray, c: np.ndarray, params: np.ndarray,
             record: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, StepRecord | None]:
-        """Actions (batch, 3) and the next LSTM state; with `record`, also a StepRecord of numpy arrays."""
-        outputs = (self._act_recorded if record else self._act)(frames, h, c, params)
-        actions, h, c = (output.numpy() for output in outputs[:3])
-        if not record:
-            return actions, h, c, None
-        return actions, h, c, StepRecord(*(tensor.numpy() for tensor in outputs[3]))
+        """Actions (batch, 3) and the next LSTM state; with `record`, also a StepRecord of numpy arrays.
+
+        The batch runs in calls of exactly MODEL_BATCH rows (the last one padded): CPU kernels pick their
+        blocking by batch size, so this keeps every episode's numbers independent of which other episodes
+        share its call, and rollouts identical whatever the number of workers, shards or machines.
+        """
+        count = len(frames)
+        padded = -count % MODEL_BATCH
+        inputs = [np.concatenate([array, np.zeros((padded, *array.shape[1:]), array.dtype)]) if padded else array
+                  for array in (frames, h, c, params)]
+        step = self._act_recorded if record else self._act
+        chunks = [step(*(array[start:start + MODEL_BATCH] for array in inputs))
+                  for start in range(0, count + padded, MODEL_BATCH)]
+        outputs = [np.concatenate([chunk[index].numpy() for chunk in chunks])[:count] for index in range(3)]
+        if record:
+            extra = [np.concatenate([chunk[3][index].numpy() for chunk in chunks])[:count] for index in range(4)]
+        return (*outputs, StepRecord(*extra) if record else None)

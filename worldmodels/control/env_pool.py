@@ -40,43 +40,57 @@ class WorkerFailure:
     slot: int | None = None  # the local slot whose environment raised; None when the worker died
 
 
-def _worker_main(connection, env_id: str, episode_length: int) -> None:
-    from worldmodels.data.env import make_env, preprocess
+class SlotEnvs:
+    """The environments of one worker, keyed by slot: steps or resets them as requests say."""
 
-    envs: dict = {}
-    patience: dict[int, int] = {}  # per slot: the episode's max_idle_steps
-    idle: dict[int, int] = {}  # per slot: consecutive steps without a new track tile
-    slot = None
+    def __init__(self, env_id: str, episode_length: int):
+        self.env_id, self.episode_length = env_id, episode_length
+        self.envs: dict = {}
+        self.patience: dict[int, int] = {}  # per slot: the episode's max_idle_steps
+        self.idle: dict[int, int] = {}  # per slot: consecutive steps without a new track tile
+        self.slot: int | None = None  # the slot being served, for error reports
+
+    def handle(self, requests: Sequence[SlotRequest]) -> list[SlotReply]:
+        from worldmodels.data.env import make_env, preprocess
+
+        replies = []
+        for request in requests:
+            self.slot = request.slot
+            env = self.envs.get(request.slot)
+            if env is None:
+                env = self.envs[request.slot] = make_env(self.episode_length, self.env_id)
+            if request.seed is not None:
+                frame, _ = env.reset(seed=request.seed)
+                reward, terminated, truncated = 0.0, False, False
+                self.patience[request.slot], self.idle[request.slot] = request.max_idle_steps, 0
+            else:
+                frame, reward, terminated, truncated, _ = env.step(request.action)
+                # A step's reward is -0.1 unless the car reached a new tile of the track.
+                self.idle[request.slot] = self.idle[request.slot] + 1 if reward < 0 else 0
+                truncated = truncated or 0 < self.patience[request.slot] <= self.idle[request.slot]
+            replies.append(SlotReply(request.slot, preprocess(frame), float(reward), bool(terminated),
+                                     bool(terminated or truncated)))
+        return replies
+
+    def close(self) -> None:
+        for env in self.envs.values():
+            env.close()
+
+
+def _worker_main(connection, env_id: str, episode_length: int) -> None:
+    envs = SlotEnvs(env_id, episode_length)
     try:
         while True:
             command, requests = connection.recv()
             if command == "close":
                 break
-            replies = []
-            for request in requests:
-                slot = request.slot
-                env = envs.get(request.slot)
-                if env is None:
-                    env = envs[request.slot] = make_env(episode_length, env_id)
-                if request.seed is not None:
-                    frame, _ = env.reset(seed=request.seed)
-                    reward, terminated, truncated = 0.0, False, False
-                    patience[request.slot], idle[request.slot] = request.max_idle_steps, 0
-                else:
-                    frame, reward, terminated, truncated, _ = env.step(request.action)
-                    # A step's reward is -0.1 unless the car reached a new tile of the track.
-                    idle[request.slot] = idle[request.slot] + 1 if reward < 0 else 0
-                    truncated = truncated or 0 < patience[request.slot] <= idle[request.slot]
-                replies.append(SlotReply(request.slot, preprocess(frame), float(reward), bool(terminated),
-                                         bool(terminated or truncated)))
-            connection.send(("ok", replies))
+            connection.send(("ok", envs.handle(requests)))
     except (EOFError, KeyboardInterrupt):
         pass
     except Exception as error:  # report which slot's episode raised, then exit: the parent replaces the worker
-        connection.send(("error", WorkerFailure(f"{type(error).__name__}: {error}", slot)))
+        connection.send(("error", WorkerFailure(f"{type(error).__name__}: {error}", envs.slot)))
     finally:
-        for env in envs.values():
-            env.close()
+        envs.close()
 
 
 class EnvPool:
@@ -156,3 +170,42 @@ class EnvPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class InlineEnvPool:
+    """The `EnvPool` interface with every environment in this process: one core runs model and envs in turn.
+
+    Used inside rollout shards (worker processes and Ray actors), which are themselves one core each.
+    """
+
+    num_process = 1
+
+    def __init__(self, env_id: str, episode_length: int):
+        self.env_id, self.episode_length = env_id, episode_length
+        self.envs = SlotEnvs(env_id, episode_length)
+        self.pending: list[SlotReply] | WorkerFailure | None = None
+
+    def locate(self, slot: int) -> tuple[int, int]:
+        return 0, slot
+
+    def send(self, requests: dict[int, list[SlotRequest]]) -> list[int]:
+        if 0 not in requests:
+            return []
+        try:
+            self.pending = self.envs.handle(requests[0])
+        except Exception as error:
+            self.pending = WorkerFailure(f"{type(error).__name__}: {error}", self.envs.slot)
+        return [0]
+
+    def receive(self, workers: Sequence[int]) -> tuple[dict[int, list[SlotReply]], dict[int, WorkerFailure]]:
+        pending, self.pending = self.pending, None
+        if not workers or pending is None:
+            return {}, {}
+        return ({}, {0: pending}) if isinstance(pending, WorkerFailure) else ({0: pending}, {})
+
+    def restart(self, worker: int) -> None:
+        self.envs.close()
+        self.envs = SlotEnvs(self.env_id, self.episode_length)
+
+    def close(self) -> None:
+        self.envs.close()

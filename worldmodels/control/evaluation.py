@@ -10,13 +10,15 @@ import numpy as np
 from worldmodels.cli import flag, require_at_least
 from worldmodels.control.agent import Agent
 from worldmodels.control.generations import resolve_generation
-from worldmodels.control.rollout import EpisodeJob, RolloutEngine
+from worldmodels.control.backends import open_rollouts
+from worldmodels.control.rollout import EpisodeJob
 from worldmodels.data.env import DEFAULT_ENV_ID
 from worldmodels.files import atomic_path, write_json_atomic
 from worldmodels.paths import ArtifactTree
 from worldmodels.progress import progress
 from worldmodels.seeds import FINAL_TEST, derive_seed
 from worldmodels.stages import stage
+from worldmodels.workers import address_flag, backend_flag
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class EvaluationConfig:
     seed: int = flag(0, "seed of the test tracks (never used in training)")
     data: str = flag("local", "where V, M and C come from", choices=("local", "s3"))
     env_id: str = flag(DEFAULT_ENV_ID, "gymnasium environment id")
+    backend: str = backend_flag()
+    address: str = address_flag()
 
     def validate(self) -> "EvaluationConfig":
         require_at_least(self, 1, "episodes", "episode_length", "num_process")
@@ -45,7 +49,8 @@ def evaluate_generation(config: EvaluationConfig, tree: ArtifactTree) -> dict:
     params = agent.controller.check(params, f"generation {label} parameters")
     jobs = [EpisodeJob(derive_seed(FINAL_TEST, config.seed, index), 0) for index in range(config.episodes)]
     bar = progress(len(jobs), f"evaluating generation {label}", unit="episode")
-    with RolloutEngine(agent, config.num_process, config.episode_length, config.env_id) as engine:
+    with open_rollouts(agent, tree, config.num_process, config.episode_length, config.env_id,
+                       backend=config.backend, address=config.address) as engine:
         results = engine.run(params[None], jobs, on_result=lambda _: bar.update(1))
     bar.close()
     scores = np.array([result.total_reward for result in results], np.float32)

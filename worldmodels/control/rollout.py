@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from worldmodels.control.agent import Agent
-from worldmodels.control.env_pool import EnvPool, SlotReply, SlotRequest, WorkerFailure
+from worldmodels.control.env_pool import EnvPool, InlineEnvPool, SlotReply, SlotRequest, WorkerFailure
 from worldmodels.data.env import DEFAULT_ENV_ID
 from worldmodels.errors import WorldModelsError
 
@@ -62,9 +62,10 @@ class RolloutEngine:
 
     def __init__(self, agent: Agent, num_process: int, episode_length: int, env_id: str = DEFAULT_ENV_ID,
                  envs_per_process: int = 8, groups: int = PIPELINE_GROUPS):
-        self.agent, self.groups = agent, groups
-        self.slot_count = num_process * max(envs_per_process, groups)
-        self.pool = EnvPool(num_process, env_id, episode_length)
+        """`num_process` 0 steps the environments in this process (a shard's layout: nothing to overlap)."""
+        self.agent, self.groups = agent, groups if num_process else 1
+        self.slot_count = max(num_process, 1) * max(envs_per_process, self.groups)
+        self.pool = EnvPool(num_process, env_id, episode_length) if num_process else InlineEnvPool(env_id, episode_length)
 
     def close(self) -> None:
         self.pool.close()

@@ -9,7 +9,8 @@ import numpy as np
 
 from worldmodels.control.agent import Agent
 from worldmodels.control.generations import resolve_generation
-from worldmodels.control.rollout import EpisodeJob, EpisodeResult, RolloutEngine
+from worldmodels.control.backends import open_rollouts
+from worldmodels.control.rollout import EpisodeJob, EpisodeResult
 from worldmodels.data.episode import Episode, episode_filename, write_tfrecord
 from worldmodels.data.sampling import STAGE, SamplingConfig, episode_seed
 from worldmodels.files import atomic_folder, remove_stale_temporaries
@@ -72,8 +73,8 @@ def _sample_controller(config: SamplingConfig, tree: ArtifactTree, folder: Path)
 
     if jobs:
         # Recording keeps every frame of every running episode in memory (about 25 KB a step): few slots.
-        with RolloutEngine(agent, config.num_process, config.episode_length, config.env_id,
-                           envs_per_process=RECORDING_ENVS_PER_PROCESS) as engine:
+        with open_rollouts(agent, tree, config.num_process, config.episode_length, config.env_id,
+                           RECORDING_ENVS_PER_PROCESS, config.backend, config.address) as engine:
             results = engine.run(params[None], jobs, record=True, on_result=save)
     else:
         results = []

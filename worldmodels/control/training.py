@@ -20,7 +20,8 @@ from worldmodels.control.agent import Agent
 from worldmodels.control.es_state import new_optimizer
 from worldmodels.control.generations import finished_generations, generation_summary, load_state, write_generation
 from worldmodels.control.warm_start import resolve_initial_params
-from worldmodels.control.rollout import EpisodeJob, RolloutEngine
+from worldmodels.control.backends import Rollouts, open_rollouts
+from worldmodels.control.rollout import EpisodeJob
 from worldmodels.data.env import DEFAULT_ENV_ID
 from worldmodels.errors import WorldModelsError
 from worldmodels.files import (CsvLog, atomic_path, file_fingerprint, read_json, remove_stale_temporaries,
@@ -29,6 +30,7 @@ from worldmodels.paths import ArtifactTree
 from worldmodels.progress import progress
 from worldmodels.seeds import CMA_HELD_OUT, CMA_TRAINING, derive_seed
 from worldmodels.stages import stage
+from worldmodels.workers import address_flag, backend_flag
 
 REWARD_COLUMNS = ("generation", "mean", "best", "worst", "sigma", "seconds", "evaluation", "env_steps")
 EVALUATION_COLUMNS = ("generation", "mean", "std", "episodes", "best_so_far", "env_steps")
@@ -46,6 +48,8 @@ class ControllerTrainingConfig:
     episode_length: int = flag(1000, "maximum steps per episode")
     num_process: int = flag(os.cpu_count() or 1, "environment worker processes")
     envs_per_process: int = flag(8, "environments each worker steps per request")
+    backend: str = backend_flag()
+    address: str = address_flag()
     sigma: float = flag(0.1, "initial CMA-ES step size")
     covariance: str = flag("full", "CMA-ES covariance: full (the paper) or diagonal (separable CMA-ES: faster "
                            "adaptation and O(n) cost for the 867 parameters)", choices=("full", "diagonal"))
@@ -153,7 +157,7 @@ class ControllerTrainer:
         path = self.tree.best_controller / "best.json"
         return read_json(path)["mean"] if path.is_file() else -np.inf
 
-    def run_generation(self, engine: RolloutEngine, generation: int) -> dict:
+    def run_generation(self, engine: Rollouts, generation: int) -> dict:
         start = time.monotonic()
         # pycma draws from numpy's global generator: seed it per generation so a resumed run repeats exactly.
         np.random.seed(derive_seed(CMA_TRAINING, self.config.seed, generation, 1 << 20))
@@ -180,7 +184,7 @@ class ControllerTrainer:
         self.rewards_log.append(summary)
         return summary
 
-    def evaluate_mean(self, engine: RolloutEngine, generation: int, mean_params: np.ndarray) -> tuple[float, int]:
+    def evaluate_mean(self, engine: Rollouts, generation: int, mean_params: np.ndarray) -> tuple[float, int]:
         """Score the CMA-ES mean on the held-out tracks (full episodes); returns the mean and the env steps."""
         jobs = held_out_jobs(self.config.eval_episodes)
         bar = progress(len(jobs), f"held-out evaluation {generation}", unit="episode")
@@ -221,8 +225,8 @@ def train_controller(config: ControllerTrainingConfig, tree: ArtifactTree) -> li
     summaries = []
     if trainer.next_generation >= config.generations:
         return summaries
-    with RolloutEngine(agent, config.num_process, config.episode_length, config.env_id,
-                       config.envs_per_process) as engine:
+    with open_rollouts(agent, tree, config.num_process, config.episode_length, config.env_id,
+                       config.envs_per_process, config.backend, config.address) as engine:
         for generation in range(trainer.next_generation, config.generations):
             summary = trainer.run_generation(engine, generation)
             summaries.append(summary)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from worldmodels.locks import stage_lock
 from worldmodels.paths import ArtifactTree
 from worldmodels.progress import progress
 from worldmodels.seeds import SAMPLING, derive_seed
+from worldmodels.workers import Recipe, address_flag, backend_flag, open_workers, run_items
 
 STAGE = "sample_policy"  # its locks: one per output folder and episode range
 
@@ -40,6 +40,8 @@ class SamplingConfig:
     seed: int = flag(0, "dataset seed; episode i uses a seed derived from (seed, i) only")
     env_id: str = flag(DEFAULT_ENV_ID, "gymnasium environment id")
     generation: str = flag("max", "controller generation: a number, 'max' (newest) or 'best' (best evaluated)")
+    backend: str = backend_flag()
+    address: str = address_flag()
 
     def validate(self) -> "SamplingConfig":
         require_at_least(self, 1, "num_process", "total_episodes", "episode_length")
@@ -83,19 +85,10 @@ def write_episode(path: Path, episode: Episode) -> None:
     (write_tfrecord if path.suffix == TFRECORD_SUFFIX else write_numpy)(path, episode)
 
 
-# Per-process state of the worker pool, set once by `_init_worker` so each process keeps one env.
-_worker: dict = {}
-
-
-def _init_worker(config: SamplingConfig, folder: Path) -> None:
-    _worker.update(config=config, folder=folder, env=make_env(config.episode_length, config.env_id))
-
-
-def _sample_one(index: int) -> tuple[int, int]:
-    config, folder = _worker["config"], _worker["folder"]
-    episode = run_random_episode(_worker["env"], episode_seed(index, config.seed), config.episode_length)
-    write_episode(folder / episode_filename(index, config.suffix), episode)
-    return index, episode.length
+def build_random_sampler(episode_length: int, env_id: str, dataset_seed: int) -> Callable[[int], Episode]:
+    """A sampling worker: one environment, answering an episode index with that episode."""
+    env = make_env(episode_length, env_id)
+    return lambda index: run_random_episode(env, episode_seed(index, dataset_seed), episode_length)
 
 
 def sample_random(config: SamplingConfig, tree: ArtifactTree,
@@ -118,24 +111,24 @@ def _sample_random(config: SamplingConfig, folder: Path, on_episode: Callable[[i
     skipped = config.total_episodes - len(pending)
     start, frames = time.monotonic(), 0
     bar = progress(len(pending), "sampling episodes", unit="episode")
-    processes = min(config.num_process, max(len(pending), 1))
-    if processes == 1:
-        _init_worker(config, folder)
-        results = map(_sample_one, pending)
-    else:
-        pool = multiprocessing.get_context("spawn").Pool(processes, _init_worker, (config, folder))
-        results = pool.imap_unordered(_sample_one, pending)
-    try:
-        for index, length in results:
-            frames += length
-            bar.set_postfix(frames=frames)
-            bar.update(1)
-            if on_episode:
-                on_episode(index, length)
-    finally:
-        bar.close()
-        if processes > 1:
-            pool.terminate()
+
+    def save(key: int, episode: Episode) -> None:
+        nonlocal frames
+        write_episode(folder / names[pending[key]], episode)
+        frames += episode.length
+        bar.set_postfix(frames=frames)
+        bar.update(1)
+        if on_episode:
+            on_episode(pending[key], episode.length)
+
+    if pending:  # workers send episodes back and this process writes them: the same files on any backend
+        recipe = Recipe(build_random_sampler, (config.episode_length, config.env_id, config.seed))
+        workers = open_workers(recipe, min(config.num_process, len(pending)), config.backend, config.address)
+        try:
+            run_items(workers, pending, save)
+        finally:
+            workers.close()
+    bar.close()
     seconds = time.monotonic() - start
     return {"folder": str(folder), "episodes": len(pending), "skipped": skipped, "frames": frames,
             "seconds": seconds, "steps_per_second": frames / seconds if seconds > 0 else 0.0}
