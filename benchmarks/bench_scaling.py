@@ -130,14 +130,16 @@ def main() -> None:
                 print(f"  {layout:7s} {count:3d} workers: {seconds:7.1f} s, {rates[layout, count]:7.0f} env steps/s, "
                       f"parallel efficiency {efficiency:.2f}", flush=True)
         print("same total reward on every layout: " + ("yes" if len(rewards) == 1 else f"NO {sorted(rewards)}"))
-        best = max(rates, key=lambda key: rates[key] / key[1])
-        efficiency = min(rates[key] / (key[1] * rates[key[0], counts[0]] / counts[0]) for key in rates
-                         if key[0] == best[0])
-        print(f"projection of one paper-scale generation ({PAPER_FRAMES:,} frames) from the per-frame costs at the "
-              f"lowest measured {best[0]} efficiency ({efficiency:.2f}); the original took {ORIGINAL_SECONDS} s on 64 workers:")
-        for machines in (1, 4, 16):
-            cores = 64 * machines
-            print(f"  {machines:2d} x 64 cores: {PAPER_FRAMES * frame / (cores * efficiency):7.0f} s")
+        # Beyond 4 workers every local run is sharded, and a cluster runs the same shards as Ray actors.
+        for layout, where in (("shards", "one 64-core machine"), ("ray", "N machines of 64 cores")):
+            if (layout, counts[-1]) not in rates:
+                continue
+            efficiency = rates[layout, counts[-1]] / (counts[-1] * rates[layout, counts[0]] / counts[0])
+            projected = [f"{machines} x 64 cores: {PAPER_FRAMES * frame / (64 * machines * efficiency):.0f} s"
+                         for machines in ((1,) if layout == "shards" else (1, 4, 16))]
+            print(f"projected paper-scale generation ({PAPER_FRAMES:,} frames, 1 / {1 / frame:.0f} s a frame a core, "
+                  f"{layout} efficiency {efficiency:.2f} at {counts[-1]} workers) on {where}: {'; '.join(projected)} "
+                  f"(the original: {ORIGINAL_SECONDS} s on 64 workers)")
 
 
 if __name__ == "__main__":

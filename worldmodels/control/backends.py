@@ -18,10 +18,10 @@ import numpy as np
 from worldmodels.control.agent import Agent
 from worldmodels.control.rollout import EpisodeJob, EpisodeResult, RolloutEngine
 from worldmodels.paths import ArtifactTree
-from worldmodels.workers import Recipe, model_files, open_workers, run_items, unpack_files
+from worldmodels.workers import IN_FLIGHT, Recipe, model_files, open_workers, run_items, unpack_files
 
 CENTRAL_MODEL_WORKERS = 4  # env workers one model thread keeps fed (0.26 ms a frame vs 3.3 ms an env step)
-CHUNK_SLOTS = 2  # episodes per chunk, in multiples of a shard's slots: finished slots refill within a chunk
+CHUNK_SLOTS = 2  # at most this many times a shard's slots per chunk: finished slots refill within a chunk
 
 
 def build_shard(files: dict[str, bytes], episode_length: int, env_id: str, envs: int) -> Callable:
@@ -42,14 +42,15 @@ class ShardedRollouts:
 
     def __init__(self, tree: ArtifactTree, count: int, episode_length: int, env_id: str, envs_per_process: int,
                  backend: str = "local", address: str = ""):
-        self.envs = envs_per_process
+        self.envs, self.count = envs_per_process, count
         recipe = Recipe(build_shard, (model_files(tree.vae_models, tree.memory_models), episode_length, env_id, envs_per_process))
         self.workers = open_workers(recipe, count, backend, address)
 
     def run(self, params: np.ndarray, jobs: Sequence[EpisodeJob], record: bool = False,
             on_result: Callable[[EpisodeResult], None] | None = None) -> list[EpisodeResult]:
         params = np.asarray(params, np.float32).reshape(len(params), -1)
-        size = self.envs * CHUNK_SLOTS
+        # Small enough that every shard has IN_FLIGHT chunks, large enough to fill a shard's slots.
+        size = max(1, min(self.envs * CHUNK_SLOTS, -(-len(jobs) // (self.count * IN_FLIGHT))))
         starts = range(0, len(jobs), size)
         payloads = [(params, list(jobs[start:start + size]), record) for start in starts]
         results: list[EpisodeResult | None] = [None] * len(jobs)
