@@ -14,6 +14,7 @@ import pytest
 
 from conftest import REPO, error_line, run_script
 from helpers import save_tiny_agent
+from worldmodels.control.evaluation import EvaluationConfig, evaluate_generation
 from worldmodels.control.generations import finished_generations
 from worldmodels.data.episode import list_episodes, read_tfrecord
 from worldmodels.paths import HOME_VARIABLE
@@ -83,8 +84,9 @@ def environment_workers(pid: int) -> list[int]:
     return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
-@pytest.mark.parametrize("num_process, killed", [("2", "environment worker"), ("5", "worker process died")],
-                         ids=["central-model", "shards"])
+@pytest.mark.parametrize("num_process, killed", [
+    pytest.param("2", "environment worker", marks=pytest.mark.slow),  # test_rollout kills these in-process too
+    ("5", "worker process died")], ids=["central-model", "shards"])
 def test_worker_killed_mid_generation_changes_nothing(agent_tree, tmp_path, num_process, killed):
     """Up to 4 workers one engine runs the models for all; 5 are 5 shards with their own models.  Either
     way a killed worker's episodes are re-run and the run equals an undisturbed one with 1 worker."""
@@ -187,6 +189,10 @@ def test_early_stopping_shortens_training_episodes_never_evaluations(agent_tree)
                         "--episode_length", "60", "--num_process", "2", root=tree.root)
     summary = json.loads(next(tree.evaluations.glob("*.json")).read_text())
     assert summary["lengths"] == [60, 60] and "over 2 episodes" in result.stdout
+    stock = evaluate_generation(EvaluationConfig(episodes=2, episode_length=60, num_process=1, env_id="CarRacing-v3"),
+                                tree)  # the stock renderer's score goes beside the default one, not over it
+    assert Path(stock["file"]).name == "generation_1_seed_0_episodes_2_CarRacing-v3.json"
+    assert len(list(tree.evaluations.glob("*.json"))) == 2
 
 
 def test_warm_start_from_a_generation_archives_the_old_run_and_resumes_itself(agent_tree):

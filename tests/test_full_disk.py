@@ -176,6 +176,7 @@ def test_a_failed_log_append_leaves_no_half_row(tmp_path, monkeypatch):
     assert failed_write(ValueError("bad value")) is None
 
 
+@pytest.mark.slow
 def test_latent_stats_and_m_on_a_full_disk_lose_nothing_and_resume(small_disk):
     from worldmodels.data.latent_stats import list_latents, read_latents
 

@@ -50,6 +50,7 @@ def test_vae_trains_mirrored_and_resumes_under_default(tree):
     assert [int(row["step"]) for row in csv.DictReader(tree.vae_log.open())] == list(range(1, 9))
 
 
+@pytest.mark.slow
 def test_memory_mirrored_matches_default_and_checkpoints_resume_across_strategies(tmp_path):
     default, mirrored = ArtifactTree(tmp_path / "default"), ArtifactTree(tmp_path / "mirrored")
     for tree in (default, mirrored):

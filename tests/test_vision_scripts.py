@@ -92,7 +92,7 @@ def test_run_killed_mid_epoch_resumes_without_repeating_the_epoch(work):
     assert [step for step in steps if step > killed_at] == list(range(killed_at + 1, 11))
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip"])
+@pytest.mark.parametrize("damage", ["truncate", pytest.param("flip", marks=pytest.mark.slow)])
 def test_damaged_episode_stops_training_with_its_name(work, damage):
     run_script("vision/train_vae.py", *TINY_VAE, root=work.root)
     saved = (work.vae_models / "vae.weights.h5").read_bytes()

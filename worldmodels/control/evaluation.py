@@ -59,6 +59,8 @@ def evaluate_generation(config: EvaluationConfig, tree: ArtifactTree) -> dict:
                "seeds": [job.seed for job in jobs], "scores": scores.tolist(),
                "lengths": [result.length for result in results], "env_id": config.env_id}
     stem = f"generation_{label}_seed_{config.seed}_episodes_{config.episodes}"
+    if config.env_id != DEFAULT_ENV_ID:  # a stock-renderer check must not overwrite the default one
+        stem += f"_{config.env_id}"
     with atomic_path(tree.evaluations / f"{stem}.npy") as temp:
         np.save(temp, scores)
     write_json_atomic(tree.evaluations / f"{stem}.json", summary)
