@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -64,3 +67,20 @@ def test_wrong_shapes_are_refused(tmp_path):
     np.savez(path, **bad._asdict())
     with pytest.raises(WorldModelsError, match="episode_000001.npz: observations has shape"):
         read_numpy(path)
+
+
+def test_an_episode_is_the_same_bytes_in_every_process(tmp_path):
+    """Protobuf map order follows the process's string hashing unless serialised deterministically: files
+    written by different processes (workers, Ray actors, a re-run) must still compare equal byte for byte."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.path.insert(0, 'tests'); from helpers import synthetic_episode; "
+            "from worldmodels.data.episode import write_tfrecord; write_tfrecord(sys.argv[1], synthetic_episode(20))")
+    paths = []
+    for hash_seed in ("1", "2"):
+        path = tmp_path / f"episode_{hash_seed}.tfrecord"
+        subprocess.run([sys.executable, "-c", code, str(path)], check=True, capture_output=True,
+                       env={**os.environ, "PYTHONHASHSEED": hash_seed}, cwd=Path(__file__).resolve().parents[1])
+        paths.append(path)
+    assert paths[0].read_bytes() == paths[1].read_bytes()

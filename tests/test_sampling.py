@@ -53,6 +53,7 @@ def test_files_do_not_depend_on_num_process(tree, tmp_path):
     for name in one:
         np.testing.assert_array_equal(one[name].observations, two[name].observations)
         np.testing.assert_array_equal(one[name].actions, two[name].actions)
+        assert (tree.random_rollouts / name).read_bytes() == (other.random_rollouts / name).read_bytes()
 
 
 def test_stored_frames_are_small(tree):

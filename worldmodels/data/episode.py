@@ -98,7 +98,8 @@ def _example_bytes(episode: Episode) -> bytes:
         "dones": raw(episode.dones.astype(np.uint8)),
         "length": tf.train.Feature(int64_list=tf.train.Int64List(value=[episode.length])),
     }
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    # Deterministic: map entries in key order, so the same episode is the same bytes in every process.
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
 
 
 def write_tfrecord(path: Path, episode: Episode) -> None:
