@@ -264,9 +264,6 @@ class RayWorkers:
         self.ray.kill(self.actors[worker], no_restart=True)
         self.actors[worker] = self._new_actor()
 
-    def pid(self, worker: int) -> int:
-        return self.ray.get(self.actors[worker].pid.remote())
-
     def close(self) -> None:
         for actor in self.actors:
             self.ray.kill(actor, no_restart=True)
@@ -279,9 +276,6 @@ class _RayWorker:
 
     def run(self, payload: Any) -> Any:
         return self.answer(payload)
-
-    def pid(self) -> int:
-        return os.getpid()
 
 
 def open_workers(recipe: Recipe, count: int, backend: str = "local", address: str = ""):

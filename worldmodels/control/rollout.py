@@ -21,9 +21,9 @@ from worldmodels.control.agent import Agent
 from worldmodels.control.env_pool import EnvPool, InlineEnvPool, SlotReply, SlotRequest, WorkerFailure
 from worldmodels.data.env import DEFAULT_ENV_ID
 from worldmodels.errors import WorldModelsError
+from worldmodels.workers import MAX_ATTEMPTS  # one retry budget for env workers and shards alike
 
 PIPELINE_GROUPS = 2
-MAX_ATTEMPTS = 3  # runs of one episode on workers that died or failed before the stage gives up
 
 
 @dataclass(frozen=True)
