@@ -29,16 +29,20 @@ def write_synthetic_latents(tree, lengths, latent_dim=32, vae_id="none", dataset
             np.zeros(length, np.float32), np.zeros(length, bool), vae_id))
 
 
-def save_tiny_agent(tree, hidden_units: int = 16) -> None:
-    """An untrained V and a small M in the artifact tree: enough to drive the real environment."""
+def save_tiny_agent(tree, hidden_units: int = 16, reward_done: bool = False) -> None:
+    """An untrained V and a small M in the artifact tree: enough to drive the real environment (and, with
+    `reward_done`, to dream)."""
     import keras
 
-    from worldmodels.memory.mdn_rnn import MDNRNNConfig, build_mdn_rnn, save_mdn_rnn
+    from worldmodels.memory.mdn_rnn import MDNRNNConfig, build_mdn_rnn, save_dream_starts, save_mdn_rnn
     from worldmodels.vision.vae import build_vae, save_vae
 
     keras.utils.set_random_seed(0)
     save_vae(build_vae(), tree.vae_models)
-    save_mdn_rnn(build_mdn_rnn(MDNRNNConfig(hidden_units=hidden_units)), tree.memory_models)
+    save_mdn_rnn(build_mdn_rnn(MDNRNNConfig(hidden_units=hidden_units, reward_done=reward_done)), tree.memory_models)
+    if reward_done:
+        starts = np.random.default_rng(0).normal(size=(3, 32)).astype(np.float32)
+        save_dream_starts(tree.memory_models, starts, np.full_like(starts, -2.0))
 
 
 def train_tiny_controller(tree, generations: int = 1) -> None:

@@ -180,8 +180,10 @@ class CheckpointedTrainer:
         if latest is None:
             raise WorldModelsError(f"{self.models_folder}: no saved {self.label} checkpoint to resume; use --load_model 0")
         saved = self.models_folder / self.config_name
-        if saved.is_file() and read_json(saved) != asdict(self.model.config):
-            raise WorldModelsError(f"{saved}: saved {self.label} {read_json(saved)} does not match the flags and data "
+        # Fields added since an older version wrote the file take their defaults, as loading the model does.
+        saved_config = {**asdict(type(self.model.config)()), **read_json(saved)} if saved.is_file() else None
+        if saved_config is not None and saved_config != asdict(self.model.config):
+            raise WorldModelsError(f"{saved}: saved {self.label} {saved_config} does not match the flags and data "
                                    f"({asdict(self.model.config)}); use --load_model 0")
         try:
             self.checkpoints.checkpoint.restore(latest).assert_existing_objects_matched()

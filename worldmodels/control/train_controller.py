@@ -1,4 +1,4 @@
-"""Entry script: train the linear controller (C) with CMA-ES in the real environment.
+"""Entry script: train the linear controller (C) with CMA-ES in the real environment (or in M's dream).
 
     python worldmodels/control/train_controller.py --popsize 64 --rollouts 16 --num_process 64
 """

@@ -2,7 +2,8 @@
 
 Plain ask / tell: every generation's candidates run on the same training tracks (common random
 numbers make the ranking less noisy), and every `eval_every` generations the CMA-ES mean runs on
-held-out tracks; the best evaluated mean is kept, as the original did.
+held-out tracks; the best evaluated mean is kept, as the original did.  With `--dream 1` the training
+episodes run in M's dream instead (`dream.py`); held-out evaluations always drive the real car.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from worldmodels.control.es_state import new_optimizer
 from worldmodels.control.generations import finished_generations, generation_summary, load_state, write_generation
 from worldmodels.control.warm_start import resolve_initial_params
 from worldmodels.control.backends import Rollouts, open_rollouts
+from worldmodels.control.dream import DreamRollouts
 from worldmodels.control.rollout import EpisodeJob
 from worldmodels.data.env import DEFAULT_ENV_ID
 from worldmodels.errors import WorldModelsError
@@ -35,7 +37,8 @@ from worldmodels.workers import address_flag, backend_flag
 REWARD_COLUMNS = ("generation", "mean", "best", "worst", "sigma", "seconds", "evaluation", "env_steps")
 EVALUATION_COLUMNS = ("generation", "mean", "std", "episodes", "best_so_far", "env_steps")
 # Flags that must not change when a run resumes: they define what the saved generations mean.
-FIXED_ON_RESUME = ("popsize", "rollouts", "episode_length", "sigma", "covariance", "seed", "env_id", "init_from")
+FIXED_ON_RESUME = ("popsize", "rollouts", "episode_length", "sigma", "covariance", "seed", "env_id", "init_from",
+                   "dream", "temperature")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class ControllerTrainingConfig:
     init_from: str = flag("", "start CMA-ES from a trained controller: a generation of this tree (number, 'max' or "
                           "'best'), a params .npy file, a generation folder, or another artifact tree (e.g. an "
                           "installed archive); a different run already in control/ is moved to control-archive/")
+    dream: int = flag(0, "1: training episodes run in M's dream (M trained with train_memory.py --reward_done 1), "
+                      "no environment stepped; held-out evaluations still drive the real car", choices=(0, 1))
+    temperature: float = flag(1.0, "with --dream 1: temperature of M's mixture (above 1, a more random dream world)")
 
     def validate(self) -> "ControllerTrainingConfig":
         require_at_least(self, 1, "generations", "rollouts", "episode_length", "num_process", "envs_per_process",
@@ -71,6 +77,8 @@ class ControllerTrainingConfig:
         require_at_least(self, 2, "popsize")
         if self.sigma <= 0:
             raise WorldModelsError(f"--sigma must be > 0, got {self.sigma}")
+        if self.temperature <= 0:
+            raise WorldModelsError(f"--temperature must be > 0, got {self.temperature}")
         return self
 
 
@@ -157,7 +165,9 @@ class ControllerTrainer:
         path = self.tree.best_controller / "best.json"
         return read_json(path)["mean"] if path.is_file() else -np.inf
 
-    def run_generation(self, engine: Rollouts, generation: int) -> dict:
+    def run_generation(self, engine: Rollouts, generation: int, dream: DreamRollouts | None = None) -> dict:
+        """One generation: its candidates run on `dream` when given (no env steps), else on `engine`, which
+        also scores the mean on the held-out tracks every `eval_every` generations."""
         start = time.monotonic()
         # pycma draws from numpy's global generator: seed it per generation so a resumed run repeats exactly.
         np.random.seed(derive_seed(CMA_TRAINING, self.config.seed, generation, 1 << 20))
@@ -166,10 +176,10 @@ class ControllerTrainer:
         population = np.asarray(solutions, np.float32)
         jobs = training_jobs(self.config, generation, len(population))
         bar = progress(len(jobs), f"generation {generation}", unit="episode")
-        results = engine.run(population, jobs, on_result=lambda _: bar.update(1))
+        results = (dream or engine).run(population, jobs, on_result=lambda _: bar.update(1))
         bar.close()
         rewards = np.array([result.total_reward for result in results], np.float32).reshape(len(population), -1)
-        env_steps = sum(result.length for result in results)
+        env_steps = 0 if dream else sum(result.length for result in results)
         fitness = rewards.mean(axis=1)
         self.es.tell(solutions, (-fitness).tolist())
         summary = {"generation": generation, "mean": float(fitness.mean()), "best": float(fitness.max()),
@@ -219,6 +229,8 @@ def train_controller(config: ControllerTrainingConfig, tree: ArtifactTree) -> li
     if archive:
         print(f"note: V or M changed, or --init_from asks for a new run; the earlier CMA-ES run was moved to "
               f"{archive} and a new run starts")
+    dream = DreamRollouts.load(tree, agent.mdn_rnn, agent.controller, config.episode_length,
+                               config.temperature) if config.dream else None
     trainer = ControllerTrainer(config, tree, agent, initial_mean)
     if config.init_from and trainer.next_generation == 0:
         print(f"CMA-ES starts from {source}")
@@ -228,7 +240,7 @@ def train_controller(config: ControllerTrainingConfig, tree: ArtifactTree) -> li
     with open_rollouts(agent, tree, config.num_process, config.episode_length, config.env_id,
                        config.envs_per_process, config.backend, config.address) as engine:
         for generation in range(trainer.next_generation, config.generations):
-            summary = trainer.run_generation(engine, generation)
+            summary = trainer.run_generation(engine, generation, dream)
             summaries.append(summary)
             evaluation = f", held-out {summary['evaluation']:.1f}" if summary["evaluation"] != "" else ""
             print(f"generation {generation}: mean {summary['mean']:.1f}, best {summary['best']:.1f}, "

@@ -2,21 +2,28 @@
 
 The loss is the negative log-likelihood of z_{t+1} under that mixture, computed in log space with
 log-sum-exp; sigma is never clamped (upstream clamped it to >= 1, which caps how sharp M can be).
+With `reward_done`, two more outputs predict each step's reward and whether the episode ends after it:
+what M needs to stand in for the environment when C trains in its dream (`control/dream.py`).
 """
 
 from __future__ import annotations
 
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from worldmodels.checkpoints import export_model, import_model
+from worldmodels.errors import WorldModelsError
+from worldmodels.files import atomic_path
 
 WEIGHTS_NAME = "mdn_rnn.weights.h5"
 CONFIG_NAME = "mdn_rnn.json"
+DREAM_STARTS_NAME = "dream-starts.npz"  # V's (mu, logvar) of the first frame of each episode M trained on
 LOG_SQRT_TWO_PI = 0.5 * math.log(2.0 * math.pi)
 
 
@@ -28,14 +35,19 @@ class MDNRNNConfig:
     action_dim: int = 3
     hidden_units: int = 256  # LSTM size; h feeds the controller
     mixtures: int = 5  # Gaussians per latent dimension
+    reward_done: bool = False  # also predict the step's reward and a done logit (the last two outputs)
 
     @property
     def input_dim(self) -> int:
         return self.latent_dim + self.action_dim
 
     @property
-    def output_dim(self) -> int:
+    def mixture_dim(self) -> int:
         return self.latent_dim * self.mixtures * 3  # logit pi, mu, log sigma
+
+    @property
+    def output_dim(self) -> int:
+        return self.mixture_dim + (2 if self.reward_done else 0)
 
 
 class MDNRNN(keras.Model):
@@ -65,7 +77,7 @@ class MDNRNN(keras.Model):
 def split_mixture(params: tf.Tensor, config: MDNRNNConfig) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Flat head output -> (log pi, mu, log sigma), each (..., latent_dim, mixtures); log pi normalised."""
     shape = tf.concat([tf.shape(params)[:-1], [config.latent_dim, config.mixtures * 3]], axis=0)
-    logit_pi, mu, log_sigma = tf.split(tf.reshape(params, shape), 3, axis=-1)
+    logit_pi, mu, log_sigma = tf.split(tf.reshape(params[..., :config.mixture_dim], shape), 3, axis=-1)
     return tf.nn.log_softmax(logit_pi, axis=-1), mu, log_sigma
 
 
@@ -90,6 +102,21 @@ def mdn_loss_sum(params: tf.Tensor, target: tf.Tensor, mask: tf.Tensor,
     log_likelihood = mixture_log_likelihood(*split_mixture(params, config), target)  # (batch, time, latent)
     mask = tf.cast(mask, log_likelihood.dtype)[..., None]
     return tf.reduce_sum(-log_likelihood * mask), tf.reduce_sum(mask) * config.latent_dim
+
+
+def reward_done_outputs(params: tf.Tensor, config: MDNRNNConfig) -> tuple[tf.Tensor, tf.Tensor]:
+    """The predicted reward of the step and the logit of "the episode ends after it", each (...)."""
+    if not config.reward_done:
+        raise ValueError("this M has no reward and done outputs (trained without --reward_done 1)")
+    return params[..., config.mixture_dim], params[..., config.mixture_dim + 1]
+
+
+def reward_done_loss_sum(params: tf.Tensor, rewards: tf.Tensor, dones: tf.Tensor, mask: tf.Tensor,
+                         config: MDNRNNConfig) -> tf.Tensor:
+    """Squared reward error plus the done cross-entropy, summed over the valid time steps."""
+    reward, done_logit = reward_done_outputs(params, config)
+    per_step = tf.square(reward - rewards) + tf.nn.sigmoid_cross_entropy_with_logits(dones, done_logit)
+    return tf.reduce_sum(per_step * tf.cast(mask, per_step.dtype))
 
 
 def expected_next_latent(params: tf.Tensor, config: MDNRNNConfig) -> tf.Tensor:
@@ -125,3 +152,27 @@ def save_mdn_rnn(model: MDNRNN, folder: Path) -> Path:
 
 def load_mdn_rnn(folder: Path) -> MDNRNN:
     return import_model(folder, WEIGHTS_NAME, CONFIG_NAME, MDNRNNConfig, build_mdn_rnn, "MDN-RNN", "train_memory.py")
+
+
+def save_dream_starts(folder: Path, mu: np.ndarray, logvar: np.ndarray) -> Path:
+    """Where dreams begin: the first frames' latents of M's training episodes, kept beside M so a dream
+    needs no episode data (a restored snapshot or an installed archive has none)."""
+    with atomic_path(folder / DREAM_STARTS_NAME) as temp:
+        with temp.open("wb") as handle:
+            np.savez(handle, mu=np.asarray(mu, np.float32), logvar=np.asarray(logvar, np.float32))
+    return folder / DREAM_STARTS_NAME
+
+
+def load_dream_starts(folder: Path, latent_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    path = folder / DREAM_STARTS_NAME
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            mu, logvar = arrays["mu"], arrays["logvar"]
+    except FileNotFoundError:
+        raise WorldModelsError(f"{path}: not found; train M with train_memory.py --reward_done 1 to dream") from None
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise WorldModelsError(f"{path}: corrupt dream starts ({error})") from None
+    if mu.shape != logvar.shape or mu.ndim != 2 or mu.shape[1] != latent_dim or not len(mu):
+        raise WorldModelsError(f"{path}: expected (episodes, {latent_dim}) latents, got mu {mu.shape} and "
+                               f"logvar {logvar.shape}")
+    return mu, logvar

@@ -21,7 +21,8 @@ from worldmodels.files import CsvLog, file_fingerprint, read_json
 from worldmodels.paths import DATASETS, ArtifactTree
 from worldmodels.progress import progress
 from worldmodels.stages import stage
-from worldmodels.memory.mdn_rnn import CONFIG_NAME, MDNRNNConfig, build_mdn_rnn, mdn_loss_sum, save_mdn_rnn
+from worldmodels.memory.mdn_rnn import (CONFIG_NAME, MDNRNNConfig, build_mdn_rnn, mdn_loss_sum, reward_done_loss_sum,
+                                        save_dream_starts, save_mdn_rnn)
 
 LOG_COLUMNS = ("time", "epoch", "step", "loss", "sequences_per_second")
 
@@ -40,6 +41,8 @@ class MemoryTrainingConfig:
     seq_length: int = flag(0, "time steps per training sequence; 0 trains on whole episodes")
     hidden_units: int = flag(256, "LSTM size")
     mixtures: int = flag(5, "Gaussians per latent dimension")
+    reward_done: int = flag(0, "1: M also predicts each step's reward and whether the episode ends, which training "
+                            "C in its dream needs (train_controller.py --dream 1)", choices=(0, 1))
     gradient_clip: float = flag(1.0, "clip each gradient element to +- this value")
     log_every: int = flag(10, "steps between rows of training.csv")
     seed: int = flag(0, "seed of weights, batches and z re-sampling")
@@ -61,6 +64,8 @@ class LatentDataset(NamedTuple):
     logvar: np.ndarray
     actions: np.ndarray
     lengths: np.ndarray
+    rewards: np.ndarray | None = None  # (episodes, time): what M's reward and done outputs learn
+    dones: np.ndarray | None = None
 
     @property
     def latent_dim(self) -> int:
@@ -104,23 +109,30 @@ def load_latent_dataset(tree: ArtifactTree, dataset: str) -> LatentDataset:
     mu = np.zeros((len(episodes), longest, latent_dim), np.float32)
     logvar = np.zeros_like(mu)
     actions = np.zeros((len(episodes), longest, episodes[0].actions.shape[1]), np.float32)
+    rewards, dones = np.zeros((len(episodes), longest), np.float32), np.zeros((len(episodes), longest), np.float32)
     for row, latents in enumerate(episodes):
         mu[row, : lengths[row]] = latents.mu
         logvar[row, : lengths[row]] = latents.logvar
         actions[row, : lengths[row]] = latents.actions
-    return LatentDataset(mu, logvar, actions, lengths)
+        rewards[row, : lengths[row]] = latents.rewards
+        dones[row, : lengths[row]] = latents.dones
+    return LatentDataset(mu, logvar, actions, lengths, rewards, dones)
 
 
-def make_batch(data: LatentDataset, rows: np.ndarray, seq_length: int,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Inputs [z_t, a_t], targets z_{t+1} and the valid-step mask of a batch, with z freshly sampled."""
+def make_batch(data: LatentDataset, rows: np.ndarray, seq_length: int, rng: np.random.Generator,
+               reward_done: bool = False) -> tuple[np.ndarray, ...]:
+    """Inputs [z_t, a_t], targets z_{t+1} and the valid-step mask of a batch, with z freshly sampled.
+
+    With `reward_done`, also each input step's reward, done flag and mask: one step longer, since the
+    episode's last action has a reward and (when it ended the episode) a done flag but no next z.
+    """
     transitions = data.lengths[rows] - 1
     window = int(transitions.max()) if seq_length == 0 else seq_length
     if seq_length == 0:
         starts = np.zeros(len(rows), int)
     else:
         starts = np.array([rng.integers(0, max(count - window, 0) + 1) for count in transitions])
-    steps = starts[:, None] + np.arange(window + 1)[None, :]
+    steps = starts[:, None] + np.arange(window + 1 + int(reward_done))[None, :]
     steps_clipped = np.minimum(steps, data.mu.shape[1] - 1)
     mu = data.mu[rows[:, None], steps_clipped]
     sigma = np.exp(0.5 * data.logvar[rows[:, None], steps_clipped])
@@ -128,20 +140,28 @@ def make_batch(data: LatentDataset, rows: np.ndarray, seq_length: int,
     actions = data.actions[rows[:, None], steps_clipped[:, :-1]]
     inputs = np.concatenate([z[:, :-1], actions], axis=-1)
     mask = (steps[:, 1:] <= transitions[:, None]).astype(np.float32)
-    return inputs.astype(np.float32), z[:, 1:].astype(np.float32), mask
+    batch = (inputs.astype(np.float32), z[:, 1:].astype(np.float32), mask)
+    if not reward_done:
+        return batch
+    if data.rewards is None or data.dones is None:
+        raise ValueError("reward_done needs a dataset with rewards and dones")
+    inputs_at = rows[:, None], steps_clipped[:, :-1]
+    step_mask = (steps[:, :-1] <= transitions[:, None]).astype(np.float32)
+    return (*batch, data.rewards[inputs_at] * step_mask, data.dones[inputs_at] * step_mask, step_mask)
 
 
 def epoch_dataset(data: LatentDataset, batches: list[np.ndarray], seq_length: int,
-                  rng: np.random.Generator) -> tf.data.Dataset:
+                  rng: np.random.Generator, reward_done: bool = False) -> tf.data.Dataset:
     """`make_batch` of each of `batches` in order, as a dataset that a strategy can split across replicas."""
     inputs_dim, latent_dim = data.latent_dim + data.actions.shape[-1], data.latent_dim
 
     def generate():
         for rows in batches:
-            yield make_batch(data, rows, seq_length, rng)
+            yield make_batch(data, rows, seq_length, rng, reward_done)
 
+    per_step = tf.TensorSpec((None, None), tf.float32)
     signature = (tf.TensorSpec((None, None, inputs_dim), tf.float32),
-                 tf.TensorSpec((None, None, latent_dim), tf.float32), tf.TensorSpec((None, None), tf.float32))
+                 tf.TensorSpec((None, None, latent_dim), tf.float32), per_step) + (per_step,) * 3 * reward_done
     return tf.data.Dataset.from_generator(generate, output_signature=signature)
 
 
@@ -154,7 +174,8 @@ class MemoryTrainer(CheckpointedTrainer):
         self.config, self.tree = config.validate(), tree
         strategy = training_strategy(config.strategy)
         keras.utils.set_random_seed(config.seed)
-        model_config = MDNRNNConfig(latent_dim, action_dim, config.hidden_units, config.mixtures)
+        model_config = MDNRNNConfig(latent_dim, action_dim, config.hidden_units, config.mixtures,
+                                    bool(config.reward_done))
         super().__init__(lambda: (build_mdn_rnn(model_config),
                                   FusedAdam(config.learning_rate, clipvalue=config.gradient_clip)),
                          tree.memory_models, strategy)
@@ -162,13 +183,20 @@ class MemoryTrainer(CheckpointedTrainer):
     def export(self) -> Path:
         return save_mdn_rnn(self.model, self.tree.memory_models)
 
-    def replica_gradients(self, inputs: tf.Tensor, targets: tf.Tensor,
-                          mask: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        count = tf.maximum(global_count(tf.reduce_sum(mask) * self.model.config.latent_dim), 1.0)
+    def replica_gradients(self, inputs: tf.Tensor, targets: tf.Tensor, mask: tf.Tensor,
+                          *reward_done: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """The loss is the mean NLL per latent dimension, plus (with reward and done outputs) the mean per
+        step of their squared error and cross-entropy."""
+        config = self.model.config
+        count = tf.maximum(global_count(tf.reduce_sum(mask) * config.latent_dim), 1.0)
         (inputs, weight), (targets, _), (mask, _) = nonempty(inputs), nonempty(targets), nonempty(mask)
         with tf.GradientTape() as tape:
             params, _, _ = self.model(inputs, training=True)
-            loss = weight * mdn_loss_sum(params, targets, mask, self.model.config)[0] / count
+            loss = weight * mdn_loss_sum(params, targets, mask, config)[0] / count
+            if reward_done:
+                rewards, dones, step_mask = (nonempty(tensor)[0] for tensor in reward_done)
+                loss += weight * reward_done_loss_sum(params, rewards, dones, step_mask, config) * (
+                    config.latent_dim / count)
         return loss, tape.gradient(loss, self.model.trainable_variables)
 
 
@@ -182,6 +210,8 @@ def train_memory(config: MemoryTrainingConfig, tree: ArtifactTree) -> dict:
         trainer.restore()
     else:
         trainer.start_fresh()
+    if config.reward_done:
+        save_dream_starts(tree.memory_models, data.mu[:, 0], data.logvar[:, 0])
     log = CsvLog(tree.memory_log, LOG_COLUMNS)
     episodes = len(data.lengths)
     batch_size = min(config.batch_size, episodes)
@@ -193,7 +223,7 @@ def train_memory(config: MemoryTrainingConfig, tree: ArtifactTree) -> dict:
         batches = [order[i: i + batch_size] for i in range(0, episodes, batch_size)]
         bar = progress(len(batches), f"MDN-RNN epoch {epoch + 1}/{config.epochs}", unit="batch")
         window_start, window_sequences = time.monotonic(), 0
-        dataset = epoch_dataset(data, batches, config.seq_length, rng)
+        dataset = epoch_dataset(data, batches, config.seq_length, rng, bool(config.reward_done))
         for rows, batch in zip(batches, trainer.distribute(dataset)):
             loss = float(trainer.train_step(*batch))
             if not np.isfinite(loss):
