@@ -40,6 +40,25 @@ def test_results_come_back_in_order_and_a_dead_worker_is_replaced(tmp_path, caps
     assert "worker process died (exit code 9)" in capsys.readouterr().err
 
 
+def build_doubler():
+    """A worker that answers each payload with one twice its size."""
+    return lambda payload: payload * 2
+
+
+def test_items_and_results_larger_than_a_pipe_do_not_deadlock():
+    # An episode's frames go out and its latents come back, each more than a pipe's buffer; the driver sends a
+    # worker's next item while the worker sends its last result.  In a subprocess: a deadlock fails, not hangs.
+    code = ("from test_workers import build_doubler; from worldmodels.workers import Recipe, open_workers, run_items\n"
+            "workers = open_workers(Recipe(build_doubler), 2)\n"
+            "results = run_items(workers, [bytes([i]) * 3_000_000 for i in range(8)])\n"
+            "workers.close()\n"
+            "assert [(r[:1], len(r)) for r in results] == [(bytes([i]), 6_000_000) for i in range(8)]\n"
+            "print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent, capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout.strip() == "ok", result.stderr[-500:]
+
+
 def test_an_item_that_kills_every_worker_ends_the_stage(tmp_path):
     workers = open_workers(Recipe(build_squarer, (str(tmp_path),)), 2)
     try:

@@ -12,8 +12,10 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import queue
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -109,16 +111,26 @@ def _build(recipe: Recipe) -> Callable[[Any], Any]:
         return refuse
 
 
-def _serve(connection, environment: dict[str, str], recipe_bytes: bytes) -> None:
-    os.environ.update(environment)  # before the recipe's modules import TensorFlow
-    answer = _build(pickle.loads(recipe_bytes))
+def _receive(connection, inbox: queue.Queue) -> None:
     while True:
         try:
             message = connection.recv()
-        except (EOFError, KeyboardInterrupt):
-            return
+        except (EOFError, OSError, KeyboardInterrupt):
+            message = None
+        inbox.put(message)
         if message is None:
             return
+
+
+def _serve(connection, environment: dict[str, str], recipe_bytes: bytes) -> None:
+    os.environ.update(environment)  # before the recipe's modules import TensorFlow
+    answer = _build(pickle.loads(recipe_bytes))
+    # Items are read as they arrive, on a thread: otherwise the driver sending the next item and this worker
+    # sending a result, both larger than the pipe's buffer (an episode's frames in, its latents out), would
+    # each wait for the other to read, forever.
+    inbox: queue.Queue = queue.Queue()
+    threading.Thread(target=_receive, args=(connection, inbox), daemon=True).start()
+    while (message := inbox.get()) is not None:
         key, payload = message
         try:
             connection.send((key, "ok", answer(payload)))
