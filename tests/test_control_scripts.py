@@ -193,6 +193,8 @@ def test_early_stopping_shortens_training_episodes_never_evaluations(agent_tree)
                                 tree)  # the stock renderer's score goes beside the default one, not over it
     assert Path(stock["file"]).name == "generation_1_seed_0_episodes_2_CarRacing-v3.json"
     assert len(list(tree.evaluations.glob("*.json"))) == 2
+    best = evaluate_generation(EvaluationConfig(generation="best", episodes=1, episode_length=20, num_process=1), tree)
+    assert best["generation"] == "best" and best["best_generation"] == 1  # the mean evaluated at generation 1
 
 
 def test_warm_start_from_a_generation_archives_the_old_run_and_resumes_itself(agent_tree):

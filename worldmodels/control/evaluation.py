@@ -13,7 +13,7 @@ from worldmodels.control.generations import resolve_generation
 from worldmodels.control.backends import open_rollouts
 from worldmodels.control.rollout import EpisodeJob
 from worldmodels.data.env import DEFAULT_ENV_ID
-from worldmodels.files import atomic_path, write_json_atomic
+from worldmodels.files import atomic_path, read_json, write_json_atomic
 from worldmodels.paths import ArtifactTree
 from worldmodels.progress import progress
 from worldmodels.seeds import FINAL_TEST, derive_seed
@@ -58,6 +58,9 @@ def evaluate_generation(config: EvaluationConfig, tree: ArtifactTree) -> dict:
                "episode_length": config.episode_length, "seed": config.seed,
                "seeds": [job.seed for job in jobs], "scores": scores.tolist(),
                "lengths": [result.length for result in results], "env_id": config.env_id}
+    best = tree.best_controller / "best.json"
+    if label == "best" and best.is_file():  # which mean 'best' was when scored: it moves as training goes on
+        summary["best_generation"] = read_json(best).get("generation")
     stem = f"generation_{label}_seed_{config.seed}_episodes_{config.episodes}"
     if config.env_id != DEFAULT_ENV_ID:  # a stock-renderer check must not overwrite the default one
         stem += f"_{config.env_id}"
