@@ -85,7 +85,7 @@ class DreamRollouts:
                 break
         results = [EpisodeResult(index, job.seed, job.candidate, float(totals[index]), int(lengths[index]))
                    for index, job in enumerate(jobs)]
-        for result in results:
-            if on_result:
+        if on_result:
+            for result in results:
                 on_result(result)
         return results

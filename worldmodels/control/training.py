@@ -225,12 +225,13 @@ def train_controller(config: ControllerTrainingConfig, tree: ArtifactTree) -> li
     if config.init_from:  # resolved before an earlier run is moved away: it may be the source
         initial_mean, source = resolve_initial_params(tree, config.init_from)
         initial_mean = agent.controller.check(initial_mean, f"--init_from {source}")
+    # Checked before anything moves: an M that cannot dream must not cost the current run its place.
+    dream = DreamRollouts.load(tree, agent.mdn_rnn, agent.controller, config.episode_length,
+                               config.temperature) if config.dream else None
     archive = archive_if_changed(tree, model_fingerprints(tree), config.init_from)
     if archive:
         print(f"note: V or M changed, or --init_from asks for a new run; the earlier CMA-ES run was moved to "
               f"{archive} and a new run starts")
-    dream = DreamRollouts.load(tree, agent.mdn_rnn, agent.controller, config.episode_length,
-                               config.temperature) if config.dream else None
     trainer = ControllerTrainer(config, tree, agent, initial_mean)
     if config.init_from and trainer.next_generation == 0:
         print(f"CMA-ES starts from {source}")
