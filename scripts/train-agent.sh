@@ -7,15 +7,18 @@
 # CMA-ES logs, its newest generation and best controller) is copied into $SNAPSHOT, a small artifact tree
 # in the repository: commit it, and on a new machine the same command restores it into an empty
 # $WORLD_MODELS_HOME and continues the CMA-ES run exactly (episodes and latent stats are not needed again).
-# CMA-ES runs in two phases: PHASE1 generations of 16 candidates x 4 episodes at sigma 0.1 (fast progress
-# from zero), then a new CMA-ES warm-started from phase 1's best evaluated mean with 8 episodes per candidate
-# and sigma 0.05 (less noise in the ranking, smaller steps: phase 1's held-out score had stopped rising).
+# CMA-ES runs in phases, each a new CMA-ES warm-started from the previous phase's best evaluated mean:
+# PHASE1 generations of 16 candidates x 4 episodes at sigma 0.1 (fast progress from zero); PHASE2 of 16 x 8
+# at sigma 0.05 (less noise in the ranking, smaller steps: phase 1's held-out score had stopped rising);
+# then 32 x 8 at sigma 0.04 (phase 2 flattened near 800 held-out: a larger population averages more
+# candidates into each step of the mean).
 #   WORLD_MODELS_HOME=~/wm-agent bash scripts/train-agent.sh            # GENERATIONS=200 in all by default
 set -euo pipefail
 main() {  # read whole before it runs, so editing this file cannot derail a running copy
 export WORLD_MODELS_HOME="${WORLD_MODELS_HOME:-$HOME/world-models-experiments}"
 GENERATIONS="${GENERATIONS:-200}"
 PHASE1="${PHASE1:-35}"
+PHASE2="${PHASE2:-34}"
 NUM_PROCESS="${NUM_PROCESS:-2}"
 SNAPSHOT_EVERY="${SNAPSHOT_EVERY:-5}"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -28,7 +31,7 @@ snapshot() {  # copy what continuing the run needs into $SNAPSHOT, replacing the
   local temp="$SNAPSHOT.tmp" newest
   rm -rf "$temp" && mkdir -p "$temp/control/generations"
   cp "$stages" "$temp/"
-  [ ! -f "$WORLD_MODELS_HOME/phase1-best-params.npy" ] || cp "$WORLD_MODELS_HOME/phase1-best-params.npy" "$temp/"
+  find "$WORLD_MODELS_HOME" -maxdepth 1 -name 'phase*-best-params.npy' -exec cp {} "$temp/" \;
   (cd "$WORLD_MODELS_HOME" && cp -r --parents vae-training/models memory-training/models "$temp/")
   rm -rf "$temp"/*-training/models/checkpoints
   (cd "$WORLD_MODELS_HOME/control" && cp -r config.json rewards.log evaluations.log best evaluations "$temp/control/" 2>/dev/null || true)
@@ -77,23 +80,29 @@ cma() {  # cma GENERATIONS FLAGS...: run CMA-ES to GENERATIONS in steps of SNAPS
   local goal="$1" target; shift
   while [ "$(done_generations)" -lt "$goal" ]; do
     target=$(( ($(done_generations) / SNAPSHOT_EVERY + 1) * SNAPSHOT_EVERY ))
-    # From the tree's root: phase 2's --init_from names a file there, the same string on any machine.
     (cd "$WORLD_MODELS_HOME" && python "$repo/worldmodels/control/train_controller.py" \
-      --generations "$(( target < goal ? target : goal ))" --popsize 16 --covariance diagonal --max_idle_steps 50 \
+      --generations "$(( target < goal ? target : goal ))" --covariance diagonal --max_idle_steps 50 \
       --eval_every 5 --eval_episodes 32 --num_process "$NUM_PROCESS" "$@")
     snapshot
   done
 }
-phase1="$WORLD_MODELS_HOME/control-archive/1-phase1"
-if ! grep -q "^cma_phase1," "$stages"; then
-  cma "$PHASE1" --rollouts 4 --sigma 0.1
-  cp "$WORLD_MODELS_HOME/control/best/best-params.npy" "$WORLD_MODELS_HOME/phase1-best-params.npy"
-  echo "cma_phase1,0,0" >> "$stages"  # a marker: its time and env steps are in its own rewards.log
-fi
-if [ ! -d "$phase1" ]; then  # phase 1 moves aside whole; the learning curve reads it before control/
-  mkdir -p "$(dirname "$phase1")" && mv "$WORLD_MODELS_HOME/control" "$phase1"
-fi
-cma "$(( GENERATIONS - PHASE1 ))" --rollouts 8 --sigma 0.05 --init_from phase1-best-params.npy
+end_phase() {  # end_phase N: keep phase N's best evaluated mean for the next phase, move its whole run aside
+  local archive="$WORLD_MODELS_HOME/control-archive/$1-phase$1"
+  if ! grep -q "^cma_phase$1," "$stages"; then
+    cp "$WORLD_MODELS_HOME/control/best/best-params.npy" "$WORLD_MODELS_HOME/phase$1-best-params.npy"
+    echo "cma_phase$1,0,0" >> "$stages"  # a marker: its time and env steps are in its own rewards.log
+  fi
+  if [ ! -d "$archive" ]; then  # the learning curve reads the archived phases in order, then control/
+    mkdir -p "$(dirname "$archive")" && mv "$WORLD_MODELS_HOME/control" "$archive"
+  fi
+}
+# From the tree's root: --init_from names a file there, the same string on any machine.
+grep -q "^cma_phase1," "$stages" || cma "$PHASE1" --popsize 16 --rollouts 4 --sigma 0.1
+end_phase 1
+grep -q "^cma_phase2," "$stages" || cma "$PHASE2" --popsize 16 --rollouts 8 --sigma 0.05 --init_from phase1-best-params.npy
+end_phase 2
+cma "$(( GENERATIONS - PHASE1 - PHASE2 ))" --popsize 32 --rollouts 8 --sigma 0.04 --seed 3 \
+  --init_from phase2-best-params.npy
 python -m worldmodels.learning_curve --root "$WORLD_MODELS_HOME" --output docs/learning-curve.png
 }
 main "$@"
