@@ -2,9 +2,9 @@
 
     python benchmarks/bench_hot_paths.py
 
-* V training through the real `train_vae` loop and its `training.csv`, once with V's fast layers
-  and once with the same network from stock Keras layers (the straightforward reference), on the
-  same sampled episodes in the same run;
+* V training through the real `train_vae` loop and its `training.csv`: with its defaults (fast layers,
+  XLA), with fast layers and no XLA, and the same network from stock Keras layers without XLA (the
+  straightforward reference), on the same sampled episodes in the same run;
 * the encoder as rollouts use it (the agent's compiled step: encoder + controller + LSTM step);
 * latent-stat encoding (`encode_frames`, batches of 1,000 frames);
 * M's training step (batch 100 of whole 1,000-step episodes, as `train_memory.py` runs it);
@@ -51,14 +51,14 @@ def best_rate(function, items: int, repeats: int) -> float:
     return items / min(times)
 
 
-def vae_training_rate(tree, layers: str, steps: int) -> float:
+def vae_training_rate(tree, layers: str, xla: int, steps: int) -> float:
     """Median images/s over training.csv's windows, skipping the first (tracing, shuffle-buffer fill)."""
     from worldmodels.vision.training import VAETrainingConfig, train_vae
 
     log = tree.vae_log
     if log.exists():
         log.unlink()
-    train_vae(VAETrainingConfig(epochs=1, layers=layers, log_every=max(steps // 6, 1), save_every=10 ** 9,
+    train_vae(VAETrainingConfig(epochs=1, layers=layers, xla=xla, log_every=max(steps // 6, 1), save_every=10 ** 9,
                                 shuffle_buffer=2000), tree)
     with log.open() as handle:
         rates = [float(row["images_per_second"]) for row in csv.DictReader(handle)]
@@ -89,10 +89,12 @@ def main() -> None:
         sample_random(SamplingConfig(num_process=args.num_process, total_episodes=args.episodes,
                                      episode_length=args.episode_length), tree)
         steps = args.episodes * args.episode_length // 100
-        fast = vae_training_rate(tree, "fast", steps)
-        reference = vae_training_rate(tree, "reference", steps)
-        print(f"V training (train_vae.py, batch 100, {steps} steps each), images/s: fast layers {fast:.1f}, "
-              f"stock Keras layers {reference:.1f}, ratio {fast / reference:.2f}")
+        default = vae_training_rate(tree, "fast", 1, steps)
+        without_xla = vae_training_rate(tree, "fast", 0, steps)
+        reference = vae_training_rate(tree, "reference", 0, steps)
+        print(f"V training (train_vae.py, batch 100, {steps} steps each), images/s: defaults (fast layers, XLA) "
+              f"{default:.1f}, fast layers without XLA {without_xla:.1f}, stock Keras layers without XLA "
+              f"{reference:.1f}; defaults / stock {default / reference:.2f}")
 
         agent = Agent(build_vae(), build_mdn_rnn())
         rng = np.random.default_rng(0)

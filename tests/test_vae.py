@@ -131,3 +131,28 @@ def test_checkpoint_written_with_stock_layers_resumes(tree):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(old.optimizer.variables, resumed.optimizer.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_xla_step_computes_the_same_update_as_tensorflows_kernels(tmp_path, monkeypatch):
+    """`--xla 1` (the default) only changes how the step is computed: from the same weights and batch, the
+    same losses and the same weights after a step, to float tolerance.  z is taken noise-free (z = mu),
+    since XLA draws its random numbers with another algorithm."""
+    from worldmodels.paths import ArtifactTree
+    from worldmodels.vision.training import VAETrainer, VAETrainingConfig
+    from worldmodels.vision.vae import ConvVAE
+
+    monkeypatch.setattr(ConvVAE, "call", lambda self, images, training=False: (
+        self.decode(self.encode(images)[0]), *self.encode(images)))
+    images = tf.random.uniform((6, 64, 64, 3), seed=3)
+    trainers = [VAETrainer(VAETrainingConfig(xla=xla, learning_rate=1e-3), ArtifactTree(tmp_path / str(xla)))
+                for xla in (0, 1)]
+    initial = trainers[0].model.get_weights()
+    trainers[1].model.set_weights(initial)
+    losses = [trainer.train_step(images) for trainer in trainers]
+    for name in ("loss", "reconstruction", "kl"):
+        assert float(losses[1][name]) == pytest.approx(float(losses[0][name]), rel=1e-4), name
+    changed = max(float(np.abs(after - before).max()) for after, before in
+                  zip(trainers[0].model.get_weights(), initial))
+    difference = max(float(np.abs(a - b).max()) for a, b in
+                     zip(trainers[0].model.get_weights(), trainers[1].model.get_weights()))
+    assert changed > 1e-4 and difference < 1e-5, (changed, difference)
