@@ -15,10 +15,9 @@ import numpy as np
 
 from worldmodels.control.agent import Agent
 from worldmodels.control.backends import open_rollouts
-from worldmodels.control.rollout import EpisodeJob
+from worldmodels.control.training import held_out_jobs
 from worldmodels.data.env import DEFAULT_ENV_ID
 from worldmodels.paths import ArtifactTree, default_root
-from worldmodels.seeds import CMA_HELD_OUT, derive_seed
 
 
 def main() -> None:
@@ -31,7 +30,7 @@ def main() -> None:
     tree = ArtifactTree(default_root())
     agent = Agent.load(tree)
     params = agent.controller.check(np.load(args.params), str(args.params))
-    jobs = [EpisodeJob(derive_seed(CMA_HELD_OUT, index), 0) for index in range(args.episodes)]
+    jobs = held_out_jobs(args.episodes)
     with open_rollouts(agent, tree, args.num_process, 1000, DEFAULT_ENV_ID) as engine:
         scores = np.array([result.total_reward for result in engine.run(params[None], jobs)])
     if args.output:

@@ -48,8 +48,8 @@ class VAETrainingConfig:
     seed: int = flag(0, "seed of weights and shuffling")
     layers: str = flag("fast", "fast: V's CPU-friendly layers; reference: the same network from stock Keras layers "
                        "(slow without AVX-512; for comparisons)", choices=("fast", "reference"))
-    xla: int = flag(1, "1 compiles each step's loss and gradients with XLA (fused kernels that do not depend on the "
-                    "CPU's vector extensions: about 1.25x faster on the CPUs measured), 0 runs TensorFlow's own",
+    xla: int = flag(1, "1 compiles each step's loss and gradients with XLA (kernels that do not depend on the CPU's "
+                    "vector extensions: 1.3x the images/s of 0 on the Xeon measured), 0 runs TensorFlow's own",
                     choices=(0, 1))
     strategy: str = flag("default", STRATEGY_HELP, choices=STRATEGIES)
 
