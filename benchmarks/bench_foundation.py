@@ -33,7 +33,7 @@ def vae_images_per_second(tree: ArtifactTree, batch_size: int, steps: int) -> fl
     from worldmodels.vision.training import VAETrainer, VAETrainingConfig, episode_files
 
     trainer = VAETrainer(VAETrainingConfig(batch_size=batch_size), tree)
-    dataset = frame_dataset(episode_files(tree.random_rollouts), batch_size, shuffle_buffer=2000).repeat()
+    dataset = frame_dataset(episode_files([tree.random_rollouts]), batch_size, shuffle_buffer=2000).repeat()
     iterator = iter(dataset)
     trainer.train_step(next(iterator))  # trace once outside the timing
     start = time.perf_counter()

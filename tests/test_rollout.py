@@ -45,6 +45,19 @@ def test_recorded_steps_line_up(agent):
     np.testing.assert_allclose(steps["actions"], np.tile([0.0, 0.5, 0.0], (12, 1)), atol=1e-6)
 
 
+def test_recording_without_model_outputs_keeps_the_same_episode(agent):
+    """What sampling into TFRecords asks for: the episode's own arrays, no decode per step, the same episode."""
+    params = np.random.default_rng(3).normal(0, 0.5, (1, agent.controller.num_params)).astype(np.float32)
+    full, light = [], []
+    with RolloutEngine(agent, num_process=1, episode_length=15) as engine:
+        engine.run(params, [EpisodeJob(9, 0)], record=True, on_result=full.append)
+        engine.run(params, [EpisodeJob(9, 0)], record=True, on_result=light.append, model_outputs=False)
+    assert set(light[0].steps) == {"observations", "actions", "rewards", "dones"}
+    assert "reconstructions" in full[0].steps
+    for name in light[0].steps:
+        np.testing.assert_array_equal(light[0].steps[name], full[0].steps[name])
+
+
 def test_mismatched_models_are_refused():
     with pytest.raises(WorldModelsError, match="latent size 16"):
         Agent(build_vae(VAEConfig(latent_dim=16)), build_mdn_rnn(MDNRNNConfig(hidden_units=8)))

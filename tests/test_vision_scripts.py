@@ -131,6 +131,24 @@ def test_bad_inputs_give_one_line_errors(tree, work):
     assert "no episodes found" in error_line(run_script("vision/train_vae.py", root=work.root, check=False))
 
 
+def test_dataset_all_trains_on_random_and_controller_episodes(work):
+    """A second data generation: V trains on both folders; with neither present the error names both."""
+    from worldmodels.vision.training import episode_files
+
+    assert episode_files(work.rollout_folders("all")) == list_episodes(work.random_rollouts)  # no controller folder yet
+    work.controller_rollouts.mkdir()
+    shutil.copy(work.random_rollouts / "episode_000000.tfrecord", work.controller_rollouts / "episode_000007.tfrecord")
+    files = episode_files(work.rollout_folders("all"))
+    assert [path.parent.name for path in files] == ["random-rollouts", "random-rollouts", "controller-rollouts"]
+    result = run_script("vision/train_vae.py", "--dataset", "all", "--epochs", "1", "--batch_size", "40",
+                        "--shuffle_buffer", "200", root=work.root)
+    assert "trained VAE: 1 epochs" in result.stdout and "3 episodes" in result.stdout
+    shutil.rmtree(work.random_rollouts)
+    shutil.rmtree(work.controller_rollouts)
+    message = error_line(run_script("vision/train_vae.py", "--dataset", "all", root=work.root, check=False))
+    assert "random-rollouts or" in message and "controller-rollouts: no episodes found" in message
+
+
 def test_numpy_dtype_writes_npz(tree):
     result = run_script("data/sample_policy.py", "--total_episodes", "1", "--episode_length", "10", "--dtype", "numpy",
                         "--num_process", "1", root=tree.root)

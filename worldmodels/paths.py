@@ -47,6 +47,10 @@ class ArtifactTree:
             raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
         return self.random_rollouts if dataset == "random" else self.controller_rollouts
 
+    def rollout_folders(self, dataset: str) -> list[Path]:
+        """Episode folders of `dataset`, or of every dataset for `all` (a second data generation mixes them)."""
+        return [self.rollouts(name) for name in DATASETS] if dataset == "all" else [self.rollouts(dataset)]
+
     @property
     def controller_samples_root(self) -> Path:
         return self.root / "controller-samples"

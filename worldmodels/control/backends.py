@@ -28,10 +28,11 @@ def build_shard(files: dict[str, bytes], episode_length: int, env_id: str, envs:
     """A shard: the agent from `files` and `envs` environments stepped in this process."""
     engine = RolloutEngine(Agent.load(ArtifactTree(unpack_files(files))), 0, episode_length, env_id, envs)
 
-    def run_chunk(payload: tuple[np.ndarray, list[EpisodeJob], bool]) -> list[EpisodeResult]:
-        params, jobs, record = payload
+    def run_chunk(payload: tuple[np.ndarray, list[EpisodeJob], bool, bool]) -> list[EpisodeResult]:
+        params, jobs, record, model_outputs = payload
         recorded: list[EpisodeResult] = []
-        results = engine.run(params, jobs, record, on_result=recorded.append if record else None)
+        results = engine.run(params, jobs, record, on_result=recorded.append if record else None,
+                             model_outputs=model_outputs)
         return sorted(recorded, key=lambda result: result.job) if record else results
 
     return run_chunk
@@ -47,12 +48,12 @@ class ShardedRollouts:
         self.workers = open_workers(recipe, count, backend, address)
 
     def run(self, params: np.ndarray, jobs: Sequence[EpisodeJob], record: bool = False,
-            on_result: Callable[[EpisodeResult], None] | None = None) -> list[EpisodeResult]:
+            on_result: Callable[[EpisodeResult], None] | None = None, model_outputs: bool = True) -> list[EpisodeResult]:
         params = np.asarray(params, np.float32).reshape(len(params), -1)
         # Small enough that every shard has IN_FLIGHT chunks, large enough to fill a shard's slots.
         size = max(1, min(self.envs * CHUNK_SLOTS, -(-len(jobs) // (self.count * IN_FLIGHT))))
         starts = range(0, len(jobs), size)
-        payloads = [(params, list(jobs[start:start + size]), record) for start in starts]
+        payloads = [(params, list(jobs[start:start + size]), record, model_outputs) for start in starts]
         results: list[EpisodeResult | None] = [None] * len(jobs)
 
         def collect(chunk: int, chunk_results: list[EpisodeResult]) -> None:

@@ -53,8 +53,8 @@ class _Slot:
     steps: dict = field(default_factory=dict)
 
 
-RECORDED_FIELDS = ("observations", "actions", "rewards", "dones", "mu", "logvar", "reconstructions",
-                   "predicted_latents")
+EPISODE_FIELDS = ("observations", "actions", "rewards", "dones")
+MODEL_FIELDS = ("mu", "logvar", "reconstructions", "predicted_latents")  # V's and M's outputs: a decode per step
 
 
 class RolloutEngine:
@@ -77,23 +77,26 @@ class RolloutEngine:
         self.close()
 
     def run(self, params: np.ndarray, jobs: Sequence[EpisodeJob], record: bool = False,
-            on_result: Callable[[EpisodeResult], None] | None = None) -> list[EpisodeResult]:
+            on_result: Callable[[EpisodeResult], None] | None = None, model_outputs: bool = True) -> list[EpisodeResult]:
         """Run every job to the end of its episode; results come back in job order.
 
-        `on_result` sees each episode as it finishes, with its per-step arrays when `record` is set;
-        the returned results never hold those arrays, so long runs do not accumulate frames.
+        `on_result` sees each episode as it finishes, with its per-step arrays when `record` is set: the
+        episode's own (EPISODE_FIELDS) and, with `model_outputs`, V's and M's (MODEL_FIELDS), which cost a
+        decode per step. The returned results never hold those arrays, so long runs do not accumulate frames.
         """
         params = self.agent.controller.check(params).reshape(-1, self.agent.controller.num_params)
-        return _Run(self, params, list(jobs), record, on_result).execute()
+        return _Run(self, params, list(jobs), record, on_result, record and model_outputs).execute()
 
 
 class _Run:
     """The state of one `RolloutEngine.run`: which job each slot drives, and the LSTM state per slot."""
 
     def __init__(self, engine: RolloutEngine, params: np.ndarray, jobs: list[EpisodeJob], record: bool,
-                 on_result: Callable[[EpisodeResult], None] | None):
+                 on_result: Callable[[EpisodeResult], None] | None, model_outputs: bool):
         self.agent, self.pool = engine.agent, engine.pool
         self.params, self.jobs, self.record, self.on_result = params, jobs, record, on_result
+        self.model_outputs = model_outputs
+        self.fields = (EPISODE_FIELDS + MODEL_FIELDS if model_outputs else EPISODE_FIELDS) if record else ()
         self.queue = list(range(len(jobs)))[::-1]
         self.slots = [_Slot() for _ in range(min(engine.slot_count, len(jobs)))]
         self.h = np.zeros((len(self.slots), self.agent.hidden_units), np.float32)
@@ -121,7 +124,7 @@ class _Run:
         slot = self.slots[index]
         slot.job = self.queue.pop() if self.queue else None
         slot.needs_reset, slot.total_reward, slot.length = slot.job is not None, 0.0, 0
-        slot.steps = {name: [] for name in RECORDED_FIELDS} if self.record else {}
+        slot.steps = {name: [] for name in self.fields}
         self.h[index] = 0.0
         self.c[index] = 0.0
 
@@ -134,14 +137,14 @@ class _Run:
             frames = np.stack([slots[s].observation for s in live])
             candidates = [self.jobs[slots[s].job].candidate for s in live]
             acted, self.h[live], self.c[live], extra = self.agent.act(
-                frames, self.h[live], self.c[live], self.params[candidates], self.record)
+                frames, self.h[live], self.c[live], self.params[candidates], self.model_outputs)
             for row, s in enumerate(live):
                 actions[s] = acted[row]
                 if self.record:
                     steps = slots[s].steps
                     steps["observations"].append(frames[row])
                     steps["actions"].append(acted[row])
-                    for name, values in zip(("mu", "logvar", "reconstructions", "predicted_latents"), extra):
+                    for name, values in zip(MODEL_FIELDS, extra or ()):
                         steps[name].append(values[row])
         requests: dict[int, list[SlotRequest]] = {}
         for s in group:

@@ -75,7 +75,9 @@ def _sample_controller(config: SamplingConfig, tree: ArtifactTree, folder: Path)
         # Recording keeps every frame of every running episode in memory (about 25 KB a step): few slots.
         with open_rollouts(agent, tree, config.num_process, config.episode_length, config.env_id,
                            RECORDING_ENVS_PER_PROCESS, config.backend, config.address) as engine:
-            results = engine.run(params[None], jobs, record=True, on_result=save)
+            # TFRecords keep frames and actions only: V's and M's outputs (a decode per step) are not computed.
+            results = engine.run(params[None], jobs, record=True, on_result=save,
+                                 model_outputs=config.dtype != "tfrecord")
     else:
         results = []
     bar.close()

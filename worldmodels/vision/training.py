@@ -36,7 +36,8 @@ class VAETrainingConfig:
     load_model: int = flag(0, "1 resumes from the saved model and optimizer, 0 starts afresh", choices=(0, 1))
     epochs: int = flag(10, "passes over the dataset (the paper used 1, its code 10)")
     data: str = flag("local", "where episodes come from: local disk, or fetched from S3 first", choices=("local", "s3"))
-    dataset: str = flag("random", "which rollouts to train on", choices=DATASETS)
+    dataset: str = flag("random", "which rollouts to train on: one dataset, or all of them (random and "
+                        "controller episodes mixed)", choices=("all", *DATASETS))
     batch_size: int = flag(100, "frames per batch")
     learning_rate: float = flag(1e-4, "Adam learning rate")
     latent_dim: int = flag(32, "size of z")
@@ -60,11 +61,13 @@ class VAETrainingConfig:
         return self
 
 
-def episode_files(folder: Path, max_episodes: int = 0) -> list[Path]:
-    """Episode files to train on, with empty files refused up front."""
-    files = list_episodes(folder)
+def episode_files(folders: list[Path], max_episodes: int = 0) -> list[Path]:
+    """Episode files to train on, with empty files refused up front; of several folders, those that exist."""
+    present = [folder for folder in folders if folder.is_dir()] if len(folders) > 1 else folders
+    files = [path for folder in present for path in list_episodes(folder)]
     if not files:
-        raise WorldModelsError(f"{folder}: no episodes found (episode_*.tfrecord); sample some with sample_policy.py")
+        names = " or ".join(str(folder) for folder in folders)
+        raise WorldModelsError(f"{names}: no episodes found (episode_*.tfrecord); sample some with sample_policy.py")
     for path in files:
         if path.stat().st_size == 0:
             raise WorldModelsError(f"{path}: empty episode file; delete it and re-run sample_policy.py to resample it")
@@ -122,11 +125,11 @@ class VAETrainer(CheckpointedTrainer):
         return path
 
 
-@stage("train_vae", inputs=lambda config, tree: [tree.rollouts(config.dataset)])
+@stage("train_vae", inputs=lambda config, tree: tree.rollout_folders(config.dataset))
 def train_vae(config: VAETrainingConfig, tree: ArtifactTree) -> dict:
     """Train V on `<dataset>-rollouts/`, resuming when asked; returns a summary of the run."""
     config.validate()
-    files = episode_files(tree.rollouts(config.dataset), config.max_episodes)
+    files = episode_files(tree.rollout_folders(config.dataset), config.max_episodes)
     trainer = VAETrainer(config, tree)
     if config.load_model:
         trainer.restore()
