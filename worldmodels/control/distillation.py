@@ -19,11 +19,12 @@ import tensorflow as tf
 from worldmodels.cli import flag
 from worldmodels.control.controller import ControllerConfig
 from worldmodels.control.warm_start import resolve_initial_params
-from worldmodels.data.episode import list_episodes, read_episode
+from worldmodels.data.episode import read_episode
 from worldmodels.errors import WorldModelsError
 from worldmodels.files import atomic_path, write_json_atomic
 from worldmodels.memory.mdn_rnn import MDNRNN, load_mdn_rnn
 from worldmodels.paths import DATASETS, ArtifactTree
+from worldmodels.vision.training import episode_files
 from worldmodels.vision.vae import ConvVAE, encode_frames, load_vae
 
 # tanh(3) = 0.995: pre-activations beyond +-3 give the same action, so the fit should not spend itself on them.
@@ -125,9 +126,7 @@ def distill(config: DistillationConfig, tree: ArtifactTree) -> dict:
     teacher_params, source = resolve_initial_params(teacher_tree, config.teacher_params)
     teacher_params = teacher_config.check(teacher_params, f"--teacher_params {source}").astype(np.float64)
 
-    folders = tree.rollout_folders(config.dataset)
-    files = [path for folder in folders if folder.is_dir() or len(folders) == 1 for path in list_episodes(folder)]
-    files = files[:config.max_episodes or None]
+    files = episode_files(tree.rollout_folders(config.dataset), config.max_episodes)
     if len(files) < 2:
         raise WorldModelsError(f"{tree.root}: {len(files)} {config.dataset} episode(s) found; distillation needs "
                                "at least 2 (one to fit, one to choose the ridge strength)")
@@ -139,19 +138,14 @@ def distill(config: DistillationConfig, tree: ArtifactTree) -> dict:
     validation = np.arange(len(episodes)) % VALIDATION_EVERY == VALIDATION_EVERY - 1
     if not validation.any():
         validation[-1] = True
-
-    def stacked(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x = np.concatenate([student_features[i] for i in np.flatnonzero(rows)]).astype(np.float64)
-        pre = np.concatenate([pre_activations(teacher_params, teacher_features[i], teacher_config)
-                              for i in np.flatnonzero(rows)])
-        return x, np.clip(pre, -TARGET_LIMIT, TARGET_LIMIT), actions_of(pre)
-
-    fit_x, fit_y, _ = stacked(~validation)
-    check_x, _, check_actions = stacked(validation)
-    scores = {strength: action_errors(fit_ridge(fit_x, fit_y, strength), check_x, check_actions, student_config)
+    held = np.repeat(validation, [len(features) for features in student_features])  # per step
+    all_x = np.concatenate(student_features).astype(np.float64)
+    pre = pre_activations(teacher_params, np.concatenate(teacher_features), teacher_config)
+    all_y, all_actions = np.clip(pre, -TARGET_LIMIT, TARGET_LIMIT), actions_of(pre)
+    scores = {strength: action_errors(fit_ridge(all_x[~held], all_y[~held], strength), all_x[held],
+                                      all_actions[held], student_config)
               for strength in RIDGE_GRID}
     strength = min(scores, key=lambda key: scores[key].mean())
-    all_x, all_y, all_actions = stacked(np.ones(len(episodes), bool))
     params = fit_ridge(all_x, all_y, strength)
 
     output = Path(config.output).expanduser() if config.output else tree.root / "distilled-params.npy"
