@@ -1,7 +1,12 @@
 # Shared by the agent recipes (train-agent.sh, train-agent-gen2.sh): each stage timed into stages.csv, CMA-ES
 # run in steps that each end with a snapshot of the run into $SNAPSHOT (a small artifact tree in the
-# repository: commit it, and the same recipe continues on a new machine).  Callers set WORLD_MODELS_HOME,
-# SNAPSHOT, SNAPSHOT_EVERY, NUM_PROCESS and repo (the repository root), then source this file.
+# repository: commit it, and the same recipe continues on a new machine).  Callers export WORLD_MODELS_HOME
+# and set RUN_NAME (the snapshot's folder under runs/), then source this file; it moves to the repository root.
+NUM_PROCESS="${NUM_PROCESS:-2}"
+SNAPSHOT_EVERY="${SNAPSHOT_EVERY:-5}"
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo="$PWD"
+SNAPSHOT="${SNAPSHOT:-$repo/runs/$RUN_NAME}"
 stages="$WORLD_MODELS_HOME/stages.csv"
 mkdir -p "$WORLD_MODELS_HOME"
 

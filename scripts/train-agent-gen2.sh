@@ -18,12 +18,8 @@ TEACHER_PARAMS="${TEACHER_PARAMS:-phase2-best-params.npy}"  # relative to TEACHE
 CONTROLLER_EPISODES="${CONTROLLER_EPISODES:-200}"
 RANDOM_EPISODES="${RANDOM_EPISODES:-200}"
 GENERATIONS="${GENERATIONS:-100}"
-NUM_PROCESS="${NUM_PROCESS:-2}"
-SNAPSHOT_EVERY="${SNAPSHOT_EVERY:-5}"
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-repo="$PWD"
-SNAPSHOT="${SNAPSHOT:-$PWD/runs/agent-gen2}"
-source "$repo/scripts/run-lib.sh"
+RUN_NAME=agent-gen2
+source "$(dirname "${BASH_SOURCE[0]}")/run-lib.sh"
 teacher="$WORLD_MODELS_HOME/teacher"  # an artifact tree of its own: the teacher's V, M and controller
 
 make_teacher() {

@@ -19,12 +19,8 @@ export WORLD_MODELS_HOME="${WORLD_MODELS_HOME:-$HOME/world-models-experiments}"
 GENERATIONS="${GENERATIONS:-200}"
 PHASE1="${PHASE1:-35}"
 PHASE2="${PHASE2:-34}"
-NUM_PROCESS="${NUM_PROCESS:-2}"
-SNAPSHOT_EVERY="${SNAPSHOT_EVERY:-5}"
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-repo="$PWD"
-SNAPSHOT="${SNAPSHOT:-$PWD/runs/agent-2core}"
-source "$repo/scripts/run-lib.sh"
+RUN_NAME=agent-2core
+source "$(dirname "${BASH_SOURCE[0]}")/run-lib.sh"
 
 stage sampling "episode_frames random" -- python worldmodels/data/sample_policy.py --policy random --num_process "$NUM_PROCESS" \
   --total_episodes 300 --episode_length 1000
