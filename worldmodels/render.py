@@ -25,7 +25,7 @@ def record_episode(tree: ArtifactTree, generation: str = "max", seed: int | None
     """Run one episode with a generation's controller; per-step arrays plus `predicted_frames` and `label`."""
     agent = Agent.load(tree)
     params, label = resolve_generation(tree, generation)
-    params = agent.controller.check(params, f"generation {label} parameters")
+    params = agent.controller.check_layout(params, f"generation {label} parameters")
     seed = derive_seed(FINAL_TEST, 0, 0) if seed is None else seed
     recorded: list = []
     with RolloutEngine(agent, 1, episode_length, env_id) as engine:

@@ -29,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     tree = ArtifactTree(default_root())
     agent = Agent.load(tree)
-    params = agent.controller.check(np.load(args.params), str(args.params))
+    params = agent.controller.check_layout(np.load(args.params), str(args.params))
     jobs = held_out_jobs(args.episodes)
     with open_rollouts(agent, tree, args.num_process, 1000, DEFAULT_ENV_ID) as engine:
         scores = np.array([result.total_reward for result in engine.run(params[None], jobs)])

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from worldmodels.control.agent import Agent
+from worldmodels.data.dashboard import read_dashboard
 from worldmodels.data.env import make_env, preprocess
 from worldmodels.memory.mdn_rnn import load_mdn_rnn
 from worldmodels.paths import ArtifactTree, default_root
@@ -41,7 +42,7 @@ def main() -> None:
     parser.add_argument("--first_seed", type=int, default=90000, help="track seeds first_seed, first_seed + 1, ...")
     args = parser.parse_args()
     agent = Agent.load(ArtifactTree(default_root()))
-    params = agent.controller.check(np.load(args.params), str(args.params))[None]
+    params = agent.controller.check_layout(np.load(args.params), str(args.params))[None]
     other = load_mdn_rnn(args.memory) if args.memory else None
     rows: dict[str, list] = {"episode": [], "speed": [], "action": [], "z": [], "h": [], "other_h": []}
     for episode in range(args.episodes):
@@ -50,7 +51,8 @@ def main() -> None:
         h = c = other_h = other_c = np.zeros((1, agent.hidden_units), np.float32)
         total, done = 0.0, False
         while not done:
-            action, next_h, next_c, record = agent.act(preprocess(observation)[None], h, c, params, record=True)
+            action, next_h, next_c, record = agent.act(preprocess(observation)[None], h, c, params, record=True,
+                                                                   dashboards=read_dashboard(observation)[None])
             for key, value in (("episode", episode), ("speed", np.linalg.norm(env.unwrapped.car.hull.linearVelocity)),
                                ("action", action[0]), ("z", record.mu[0]), ("h", h[0]), ("other_h", other_h[0])):
                 rows[key].append(value)

@@ -1,8 +1,8 @@
 """Environments in worker processes, stepped by batched requests from the process that runs the models.
 
 Each worker owns a fixed set of environment slots.  A request lists, per slot, either an action to
-step with or a seed to reset to; the reply carries the preprocessed observation, reward and done
-flag of each.  Requests are pipelined: the caller may send a second request before reading the
+step with or a seed to reset to; the reply carries the preprocessed observation, the dashboard's gauges,
+reward and done flag of each.  Requests are pipelined: the caller may send a second request before reading the
 first reply, which is how the rollout engine overlaps model compute with environment stepping.
 """
 
@@ -29,6 +29,7 @@ class SlotRequest:
 class SlotReply:
     slot: int
     observation: np.ndarray  # (64, 64, 3) uint8
+    dashboard: np.ndarray  # (DASHBOARD_DIM,) float32: the gauges of the frame's indicator bar
     reward: float
     terminated: bool  # the episode ended (off the playfield, or the lap complete)
     done: bool  # terminated or truncated: this slot needs a new episode
@@ -51,6 +52,7 @@ class SlotEnvs:
         self.slot: int | None = None  # the slot being served, for error reports
 
     def handle(self, requests: Sequence[SlotRequest]) -> list[SlotReply]:
+        from worldmodels.data.dashboard import read_dashboard
         from worldmodels.data.env import make_env, preprocess
 
         replies = []
@@ -68,8 +70,8 @@ class SlotEnvs:
                 # A step's reward is -0.1 unless the car reached a new tile of the track.
                 self.idle[request.slot] = self.idle[request.slot] + 1 if reward < 0 else 0
                 truncated = truncated or 0 < self.patience[request.slot] <= self.idle[request.slot]
-            replies.append(SlotReply(request.slot, preprocess(frame), float(reward), bool(terminated),
-                                     bool(terminated or truncated)))
+            replies.append(SlotReply(request.slot, preprocess(frame), read_dashboard(frame), float(reward),
+                                     bool(terminated), bool(terminated or truncated)))
         return replies
 
     def close(self) -> None:

@@ -46,7 +46,7 @@ def evaluate_generation(config: EvaluationConfig, tree: ArtifactTree) -> dict:
     config.validate()
     agent = Agent.load(tree)
     params, label = resolve_generation(tree, config.generation)
-    params = agent.controller.check(params, f"generation {label} parameters")
+    params = agent.controller.check_layout(params, f"generation {label} parameters")
     jobs = [EpisodeJob(derive_seed(FINAL_TEST, config.seed, index), 0) for index in range(config.episodes)]
     bar = progress(len(jobs), f"evaluating generation {label}", unit="episode")
     with open_rollouts(agent, tree, config.num_process, config.episode_length, config.env_id,

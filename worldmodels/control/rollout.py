@@ -48,6 +48,7 @@ class _Slot:
     job: int | None = None
     needs_reset: bool = False
     observation: np.ndarray | None = None
+    dashboard: np.ndarray | None = None
     total_reward: float = 0.0
     length: int = 0
     steps: dict = field(default_factory=dict)
@@ -84,7 +85,8 @@ class RolloutEngine:
         episode's own (EPISODE_FIELDS) and, with `model_outputs`, V's and M's (MODEL_FIELDS), which cost a
         decode per step. The returned results never hold those arrays, so long runs do not accumulate frames.
         """
-        params = self.agent.controller.check(params).reshape(-1, self.agent.controller.num_params)
+        params = self.agent.controller.check_layout(params)
+        params = params.reshape(-1, params.shape[-1])
         return _Run(self, params, list(jobs), record, on_result, record and model_outputs).execute()
 
 
@@ -137,7 +139,8 @@ class _Run:
             frames = np.stack([slots[s].observation for s in live])
             candidates = [self.jobs[slots[s].job].candidate for s in live]
             acted, self.h[live], self.c[live], extra = self.agent.act(
-                frames, self.h[live], self.c[live], self.params[candidates], self.model_outputs)
+                frames, self.h[live], self.c[live], self.params[candidates], self.model_outputs,
+                np.stack([slots[s].dashboard for s in live]))
             for row, s in enumerate(live):
                 actions[s] = acted[row]
                 if self.record:
@@ -192,7 +195,7 @@ class _Run:
     def apply(self, index: int, reply: SlotReply) -> None:
         """Book a step's outcome; a finished episode is reported and its slot takes the next job."""
         slot = self.slots[index]
-        slot.observation = reply.observation
+        slot.observation, slot.dashboard = reply.observation, reply.dashboard
         if slot.needs_reset:
             slot.needs_reset = False
             return

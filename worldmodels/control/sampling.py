@@ -47,7 +47,7 @@ def sample_controller(config: SamplingConfig, tree: ArtifactTree) -> str:
 def _sample_controller(config: SamplingConfig, tree: ArtifactTree, folder: Path) -> str:
     agent = Agent.load(tree)
     params, label = resolve_generation(tree, config.generation)
-    params = agent.controller.check(params, f"generation {label} parameters")
+    params = agent.controller.check_layout(params, f"generation {label} parameters")
     seeds = {index: episode_seed(index, config.seed) for index in config.indices}
     if config.dtype == "tfrecord":
         target = {index: folder / episode_filename(index) for index in config.indices}

@@ -38,7 +38,7 @@ REWARD_COLUMNS = ("generation", "mean", "best", "worst", "sigma", "seconds", "ev
 EVALUATION_COLUMNS = ("generation", "mean", "std", "episodes", "best_so_far", "env_steps")
 # Flags that must not change when a run resumes: they define what the saved generations mean.
 FIXED_ON_RESUME = ("popsize", "rollouts", "episode_length", "sigma", "covariance", "seed", "env_id", "init_from",
-                   "dream", "temperature")
+                   "dream", "temperature", "dashboard")
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,9 @@ class ControllerTrainingConfig:
     dream: int = flag(0, "1: training episodes run in M's dream (M trained with train_memory.py --reward_done 1), "
                       "no environment stepped; held-out evaluations still drive the real car", choices=(0, 1))
     temperature: float = flag(1.0, "with --dream 1: temperature of M's mixture (above 1, a more random dream world)")
+    dashboard: int = flag(0, "1: C also reads the gauges of the frame's indicator bar (speed, ABS, steering, "
+                          "gyroscope), which V's crop removes; an --init_from controller without them starts with "
+                          "zero weights on them", choices=(0, 1))
 
     def validate(self) -> "ControllerTrainingConfig":
         require_at_least(self, 1, "generations", "rollouts", "episode_length", "num_process", "envs_per_process",
@@ -79,6 +82,8 @@ class ControllerTrainingConfig:
             raise WorldModelsError(f"--sigma must be > 0, got {self.sigma}")
         if self.temperature <= 0:
             raise WorldModelsError(f"--temperature must be > 0, got {self.temperature}")
+        if self.dream and self.dashboard:
+            raise WorldModelsError("--dashboard 1 cannot train in the dream (--dream 1): M does not predict the gauges")
         return self
 
 
@@ -135,17 +140,18 @@ class ControllerTrainer:
     def __init__(self, config: ControllerTrainingConfig, tree: ArtifactTree, agent: Agent,
                  initial_mean: np.ndarray | None = None):
         self.config, self.tree, self.agent = config.validate(), tree, agent
+        controller = agent.controller.with_dashboard(config.dashboard)
         remove_stale_temporaries(tree.generations)
         done = finished_generations(tree)
         if done:
             _check_resume(config, tree)
             self.es = load_state(tree, done[-1])
-            if len(self.es.mean) != agent.controller.num_params:
+            if len(self.es.mean) != controller.num_params:
                 raise WorldModelsError(f"{tree.generation(done[-1])}: optimizer has {len(self.es.mean)} parameters, "
-                                       f"the current V and M need {agent.controller.num_params}")
+                                       f"the current V and M need {controller.num_params}")
             self.next_generation = done[-1] + 1
         else:
-            mean = np.zeros(agent.controller.num_params) if initial_mean is None else initial_mean.astype(np.float64)
+            mean = np.zeros(controller.num_params) if initial_mean is None else initial_mean.astype(np.float64)
             self.es = new_optimizer(mean, config.sigma, config.popsize, config.covariance)
             self.next_generation = 0
         write_json_atomic(tree.control / "config.json", {**asdict(config), "models": model_fingerprints(tree)})
@@ -224,7 +230,11 @@ def train_controller(config: ControllerTrainingConfig, tree: ArtifactTree) -> li
     initial_mean = None
     if config.init_from:  # resolved before an earlier run is moved away: it may be the source
         initial_mean, source = resolve_initial_params(tree, config.init_from)
-        initial_mean = agent.controller.check(initial_mean, f"--init_from {source}")
+        layout = agent.controller.for_params(initial_mean, f"--init_from {source}")
+        if layout.dashboard and not config.dashboard:
+            raise WorldModelsError(f"--init_from {source}: this controller reads the dashboard; add --dashboard 1")
+        if config.dashboard and not layout.dashboard:
+            initial_mean = layout.with_dashboard(True).widen(initial_mean)
     # Checked before anything moves: an M that cannot dream must not cost the current run its place.
     dream = DreamRollouts.load(tree, agent.mdn_rnn, agent.controller, config.episode_length,
                                config.temperature) if config.dream else None
