@@ -96,8 +96,8 @@ def test_training_with_the_dashboard_from_a_zh_controller(tree, tmp_path):
     params = np.random.default_rng(1).normal(size=agent.controller.num_params).astype(np.float32)
     np.save(tmp_path / "zh.npy", params)
     warm = ("--init_from", str(tmp_path / "zh.npy"), "--sigma", "1e-6")
-    run_script("control/train_controller.py", "--generations", "2", *TINY_CMA, *warm, "--dashboard", "1",
-               root=tree.root)
+    run_script("control/train_controller.py", "--generations", "1", *TINY_CMA, "--eval_every", "1", *warm,
+               "--dashboard", "1", root=tree.root)
     population = np.load(tree.generation(0) / "population-params.npy")
     expected = agent.controller.with_dashboard(True).widen(params)
     np.testing.assert_allclose(population, np.broadcast_to(expected, population.shape), atol=1e-4)
@@ -106,8 +106,8 @@ def test_training_with_the_dashboard_from_a_zh_controller(tree, tmp_path):
     evaluated = run_script("control/evaluate_controller.py", "--generation", "best", "--episodes", "1",
                            "--episode_length", "20", "--num_process", "1", root=tree.root)
     assert "over 1 episodes" in evaluated.stdout
-    changed = run_script("control/train_controller.py", "--generations", "3", *TINY_CMA, *warm, root=tree.root,
-                         check=False)
+    changed = run_script("control/train_controller.py", "--generations", "2", *TINY_CMA, "--eval_every", "1", *warm,
+                         root=tree.root, check=False)
     assert changed.returncode == 2 and "--dashboard 1 -> 0" in error_line(changed)
     np.save(tmp_path / "wide.npy", expected)
     narrow_run = run_script("control/train_controller.py", "--generations", "1", *TINY_CMA, "--init_from",
