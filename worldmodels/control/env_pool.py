@@ -23,13 +23,14 @@ class SlotRequest:
     action: np.ndarray | None  # step with this action ...
     seed: int | None = None  # ... or reset to this seed
     max_idle_steps: int = 0  # with a reset: end the episode after this many steps without a new tile (0: never)
+    dashboard: bool = False  # also read the frame's gauges (only a controller that reads them pays for it)
 
 
 @dataclass(frozen=True)
 class SlotReply:
     slot: int
     observation: np.ndarray  # (64, 64, 3) uint8
-    dashboard: np.ndarray  # (DASHBOARD_DIM,) float32: the gauges of the frame's indicator bar
+    dashboard: np.ndarray | None  # (DASHBOARD_DIM,) float32: the frame's gauges, when the request asked
     reward: float
     terminated: bool  # the episode ended (off the playfield, or the lap complete)
     done: bool  # terminated or truncated: this slot needs a new episode
@@ -70,7 +71,8 @@ class SlotEnvs:
                 # A step's reward is -0.1 unless the car reached a new tile of the track.
                 self.idle[request.slot] = self.idle[request.slot] + 1 if reward < 0 else 0
                 truncated = truncated or 0 < self.patience[request.slot] <= self.idle[request.slot]
-            replies.append(SlotReply(request.slot, preprocess(frame), read_dashboard(frame), float(reward),
+            gauges = read_dashboard(frame) if request.dashboard else None
+            replies.append(SlotReply(request.slot, preprocess(frame), gauges, float(reward),
                                      bool(terminated), bool(terminated or truncated)))
         return replies
 

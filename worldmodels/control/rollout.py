@@ -98,6 +98,7 @@ class _Run:
         self.agent, self.pool = engine.agent, engine.pool
         self.params, self.jobs, self.record, self.on_result = params, jobs, record, on_result
         self.model_outputs = model_outputs
+        self.dashboard = self.agent.controller.for_params(params).dashboard  # do the workers read the gauges?
         self.fields = (EPISODE_FIELDS + MODEL_FIELDS if model_outputs else EPISODE_FIELDS) if record else ()
         self.queue = list(range(len(jobs)))[::-1]
         self.slots = [_Slot() for _ in range(min(engine.slot_count, len(jobs)))]
@@ -140,7 +141,7 @@ class _Run:
             candidates = [self.jobs[slots[s].job].candidate for s in live]
             acted, self.h[live], self.c[live], extra = self.agent.act(
                 frames, self.h[live], self.c[live], self.params[candidates], self.model_outputs,
-                np.stack([slots[s].dashboard for s in live]))
+                np.stack([slots[s].dashboard for s in live]) if self.dashboard else None)
             for row, s in enumerate(live):
                 actions[s] = acted[row]
                 if self.record:
@@ -157,7 +158,8 @@ class _Run:
             worker, local = self.pool.locate(s)
             job = self.jobs[slot.job]
             seed = job.seed if slot.needs_reset else None
-            requests.setdefault(worker, []).append(SlotRequest(local, actions.get(s), seed, job.max_idle_steps))
+            requests.setdefault(worker, []).append(SlotRequest(local, actions.get(s), seed, job.max_idle_steps,
+                                                                        self.dashboard))
         return self.pool.send(requests)
 
     def receive(self, workers: list[int]) -> None:
