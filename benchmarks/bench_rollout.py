@@ -36,7 +36,7 @@ class RandomActionDriver:
         self.controller, self.hidden_units = agent.controller, agent.hidden_units
         self.rng = np.random.default_rng(0)
 
-    def act(self, frames, h, c, params, record=False):
+    def act(self, frames, h, c, params, record=False, dashboards=None):
         actions = self.rng.uniform(ACTION_LOW, ACTION_HIGH, (len(frames), 3)).astype(np.float32)
         return actions, h, c, None
 
