@@ -43,6 +43,14 @@ stage() {  # stage NAME ENV_STEPS_COMMAND -- COMMAND...: run COMMAND unless NAME
   "$@"
   echo "$name,$(( $(date +%s) - start )),$(eval "$count")" >> "$stages"
 }
+copy_base() {  # copy_base HOME PARAMS: V and M of the artifact tree HOME, and PARAMS (relative to HOME, or
+  # absolute) as base-params.npy: what a phase that starts from a trained controller needs
+  local home="$1" params="$2"
+  [[ "$params" = /* ]] || params="$home/$params"
+  (cd "$home" && cp -r --parents vae-training/models memory-training/models "$WORLD_MODELS_HOME/")
+  rm -rf "$WORLD_MODELS_HOME"/*-training/models/checkpoints
+  cp "$params" "$WORLD_MODELS_HOME/base-params.npy"
+}
 done_generations() {  # the newest finished generation + 1 (a restored snapshot holds only the newest)
   local newest
   newest=$(ls "$WORLD_MODELS_HOME/control/generations" 2>/dev/null | sed -nE 's/^generation_([0-9]+)$/\1/p' | sort -n | tail -1)

@@ -20,15 +20,7 @@ SNAPSHOT_EVERY="${SNAPSHOT_EVERY:-4}"
 RUN_NAME=agent-recovery
 source "$(dirname "${BASH_SOURCE[0]}")/run-lib.sh"
 
-copy_base() {
-  local params="$BASE_PARAMS"
-  [[ "$params" = /* ]] || params="$BASE_HOME/$params"
-  (cd "$BASE_HOME" && cp -r --parents vae-training/models memory-training/models "$WORLD_MODELS_HOME/")
-  rm -rf "$WORLD_MODELS_HOME"/*-training/models/checkpoints
-  cp "$params" "$WORLD_MODELS_HOME/base-params.npy"
-}
-
-stage base "echo 0" -- copy_base
+stage base "echo 0" -- copy_base "$BASE_HOME" "$BASE_PARAMS"
 # From the tree's root: --init_from names a file there, the same string on any machine.
 cma "$GENERATIONS" --popsize 16 --rollouts 8 --sigma 0.04 --seed 4 --init_from base-params.npy \
   --max_idle_steps 0 --eval_every 4 --eval_episodes 64

@@ -10,7 +10,7 @@ from test_control_scripts import TINY_CMA
 from worldmodels.control.agent import Agent
 from worldmodels.control.controller import ControllerConfig
 from worldmodels.control.rollout import EpisodeJob, RolloutEngine
-from worldmodels.data.dashboard import DASHBOARD_DIM, GAUGES, read_dashboard
+from worldmodels.data.dashboard import DASHBOARD_DIM, GAUGES, SPREAD, TYPICAL, read_dashboard
 from worldmodels.data.env import make_env
 from worldmodels.errors import WorldModelsError
 
@@ -60,7 +60,7 @@ def test_layouts_and_widening():
     reading = params.copy()[0]
     widened = wide.widen(reading)
     widened[narrow.input_dim * 3 + 1] = 1.0  # gas reads the speed gauge
-    assert not np.allclose(controller_actions(widened[None], z, h, wide, np.ones((1, DASHBOARD_DIM), np.float32)),
+    assert not np.allclose(controller_actions(widened[None], z, h, wide, np.full((1, DASHBOARD_DIM), 2.0, np.float32)),
                            controller_actions(params, z, h, narrow))
 
 
@@ -74,7 +74,9 @@ def test_the_gauges_reach_the_controller_in_rollouts(tree):
     base = np.zeros(narrow.num_params, np.float32)
     base[-2] = 1.0  # gas bias: tanh(1) -> gas 0.88
     governed = wide.widen(base)
-    governed[narrow.input_dim * 3 + 1] = -4.0  # the speed gauge's weight on gas
+    # gas pre-activation 1 - 4 * speed gauge: C reads (gauge - TYPICAL) / SPREAD, so weight and bias undo that
+    governed[narrow.input_dim * 3 + 1] = -4.0 * SPREAD[0]
+    governed[-2] -= 4.0 * TYPICAL[0]
     jobs = [EpisodeJob(5, 0)]
     with RolloutEngine(agent, 2, 120, envs_per_process=1) as engine:
         runs = {}

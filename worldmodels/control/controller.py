@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import tensorflow as tf
 
-from worldmodels.data.dashboard import DASHBOARD_DIM
+from worldmodels.data.dashboard import DASHBOARD_DIM, standardize
 from worldmodels.errors import WorldModelsError
 
 
@@ -72,9 +72,9 @@ def map_actions(raw: tf.Tensor) -> tf.Tensor:
 def controller_actions(params: tf.Tensor, z: tf.Tensor, h: tf.Tensor, config: ControllerConfig,
                        dashboard: tf.Tensor | None = None) -> tf.Tensor:
     """Actions of a batch where every episode may have its own parameters: params (batch, num_params);
-    `dashboard` (batch, DASHBOARD_DIM) is read when `config.dashboard` says so."""
+    `dashboard` (batch, DASHBOARD_DIM), in the bar's units, is read (standardized) when `config.dashboard` says so."""
     weight_count = config.input_dim * config.action_dim
     weights = tf.reshape(params[:, :weight_count], (-1, config.input_dim, config.action_dim))
     bias = params[:, weight_count:]
-    features = tf.concat([z, h, dashboard] if config.dashboard else [z, h], axis=-1)
+    features = tf.concat([z, h, standardize(dashboard)] if config.dashboard else [z, h], axis=-1)
     return map_actions(tf.tanh(tf.einsum("bi,bio->bo", features, weights) + bias))

@@ -22,6 +22,11 @@ _BAR_TOP = 84  # the bar fills rows 84..95
 _HORIZONTAL_ROWS = slice(86 - _BAR_TOP, 92 - _BAR_TOP)  # the horizontal bars span rows 86.4..91.2: two units tall
 _HORIZONTAL_REACH = 24  # pixels read either side of a horizontal gauge's origin: 10 units
 _WHITE, _RED, _GREEN, _BLUE = -1, 0, 1, 2
+# What the gauges read while a trained agent drives (1.12 +- 0.22 speed, 1.05 +- 0.2 ABS, -0.3 +- 2.7 steering,
+# -0.25 +- 2.0 gyroscope over 3 held-out tracks): C reads them as (reading - TYPICAL) / SPREAD, inputs on z's
+# scale, so one CMA-ES step size fits them too and a weight on speed is not also a weight on gas's bias.
+TYPICAL = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0], np.float32)
+SPREAD = np.array([0.25, 0.25, 0.25, 0.25, 0.25, 2.5, 2.0], np.float32)
 
 
 def _columns(place: float) -> slice:
@@ -51,3 +56,8 @@ def read_dashboard(frame: np.ndarray) -> np.ndarray:
         left = band[:, origin - _HORIZONTAL_REACH:origin].sum()
         readings.append((right - left) / (2 * _UNIT) / _UNIT)  # the bar's length, in units
     return np.asarray(readings, np.float32)
+
+
+def standardize(gauges):
+    """Readings in the bar's units -> C's inputs, about zero-mean and unit-spread (works on arrays and tensors)."""
+    return (gauges - TYPICAL) / SPREAD
