@@ -1,5 +1,6 @@
 """Where does a controller lose its points?  Drives it on the CMA-ES run's held-out tracks and reports, per
-track, the score, the tiles visited, and each stretch with no wheel on the road: how fast the car went and how
+track, the score, the tiles visited, how it drives (mean speed and gas, how often it brakes or steers
+fully), and each stretch with no wheel on the road: how fast the car went and how
 hard it braked in the 15 steps before, and whether it came back (new tiles after the stretch).  A diagnostic
 (docs/agent-recipe.md, "Recovery phase"), not part of the pipeline.
 
@@ -33,7 +34,8 @@ def parse_tracks(text: str) -> list[int]:
 
 
 def drive(agent: Agent, params: np.ndarray, seed: int) -> tuple[float, int, int, np.ndarray]:
-    """One full episode: (score, tiles visited, tiles, rows of [speed, wheels on road, tiles so far, brake])."""
+    """One full episode: (score, tiles visited, tiles, rows of [speed, wheels on road, tiles so far, brake,
+    gas, steering])."""
     env = make_env(1000)
     observation, _ = env.reset(seed=seed)
     car_racing = env.unwrapped
@@ -44,7 +46,7 @@ def drive(agent: Agent, params: np.ndarray, seed: int) -> tuple[float, int, int,
                                  dashboards=read_dashboard(observation)[None])[:3]
         car = car_racing.car
         rows.append((np.linalg.norm(car.hull.linearVelocity), sum(len(wheel.tiles) > 0 for wheel in car.wheels),
-                     car_racing.tile_visited_count, action[0][2]))
+                     car_racing.tile_visited_count, action[0][2], action[0][1], action[0][0]))
         observation, reward, terminated, truncated, _ = env.step(action[0])
         total, done = total + reward, terminated or truncated
     env.close()
@@ -72,8 +74,11 @@ def main() -> None:
         longest = max((end - start for start, end in stretches), default=0)
         scores.append(score)
         stuck.append(longest >= STUCK_STEPS)
+        speed, brake, gas, steering = rows[:, 0], rows[:, 3], rows[:, 4], rows[:, 5]
         print(f"track {track}: {score:.1f}, tiles {visited}/{tiles}, {int((rows[:, 1] == 0).sum())} steps off road, "
-              f"longest stretch {longest}", flush=True)
+              f"longest stretch {longest}; speed {speed.mean():.1f}, gas {gas.mean():.2f}, brake on "
+              f"{(brake > 0).mean():.0%} of steps, steering beyond +-0.9 on {(np.abs(steering) > 0.9).mean():.0%}",
+              flush=True)
         for start, end in stretches:
             if end - start < 10:
                 continue

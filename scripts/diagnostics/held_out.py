@@ -1,9 +1,13 @@
-"""Score controller parameters on the CMA-ES run's held-out tracks, with the V and M of $WORLD_MODELS_HOME.
+"""Score controller parameters on the CMA-ES run's held-out tracks (or a test seed's), with the V and M of
+$WORLD_MODELS_HOME; `--gas_shifts` also scores the same controller with more (or less) gas, on the same tracks.
 
 The same tracks and episode rules as `train_controller.py`'s held-out evaluations, so a figure from here
-pairs episode for episode with the run's own (docs/agent-recipe.md: the same C with a refreshed M).
+pairs episode for episode with the run's own (docs/agent-recipe.md: the same C with a refreshed M; does more
+gas make the car faster or crash it?).
 
     WORLD_MODELS_HOME=~/wm-agent python scripts/diagnostics/held_out.py --params phase2-best-params.npy
+    WORLD_MODELS_HOME=~/wm-recovery python scripts/diagnostics/held_out.py --params control/best/best-params.npy \\
+        --seed 7 --gas_shifts 0.3,0.6,1.0
 """
 
 from __future__ import annotations
@@ -15,27 +19,46 @@ import numpy as np
 
 from worldmodels.control.agent import Agent
 from worldmodels.control.backends import open_rollouts
+from worldmodels.control.rollout import EpisodeJob
 from worldmodels.control.training import held_out_jobs
 from worldmodels.data.env import DEFAULT_ENV_ID
 from worldmodels.paths import ArtifactTree, default_root
+from worldmodels.seeds import FINAL_TEST, derive_seed
+
+GAS_BIAS = -2  # the bias of C's gas output: the last three parameters are steer, gas and brake's biases
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, required=True, help="controller parameters (.npy)")
-    parser.add_argument("--episodes", type=int, default=32, help="held-out tracks 0 .. episodes - 1")
+    parser.add_argument("--episodes", type=int, default=32, help="tracks 0 .. episodes - 1")
+    parser.add_argument("--seed", type=int, help="the test tracks of this seed (evaluate_controller.py --seed), "
+                                                 "not the held-out ones")
+    parser.add_argument("--gas_shifts", type=lambda text: [float(x) for x in text.split(",")], default=[],
+                        help="comma-separated amounts added to gas's bias, each scored as a variant")
     parser.add_argument("--num_process", type=int, default=2)
-    parser.add_argument("--output", type=Path, help="write the per-track scores here (.npy)")
+    parser.add_argument("--output", type=Path, help="write the per-track scores here (.npy, one row per variant)")
     args = parser.parse_args()
     tree = ArtifactTree(default_root())
     agent = Agent.load(tree)
     params = agent.controller.check_layout(np.load(args.params), str(args.params))
-    jobs = held_out_jobs(args.episodes)
+    shifts = [0.0, *args.gas_shifts]
+    variants = np.repeat(params[None], len(shifts), axis=0)
+    variants[:, GAS_BIAS] += np.asarray(shifts, np.float32)
+    seeds = ([job.seed for job in held_out_jobs(args.episodes)] if args.seed is None else
+             [derive_seed(FINAL_TEST, args.seed, index) for index in range(args.episodes)])
+    jobs = [EpisodeJob(seed, variant) for variant in range(len(shifts)) for seed in seeds]
     with open_rollouts(agent, tree, args.num_process, 1000, DEFAULT_ENV_ID) as engine:
-        scores = np.array([result.total_reward for result in engine.run(params[None], jobs)])
+        results = engine.run(variants, jobs)
+    scores = np.array([result.total_reward for result in results]).reshape(len(shifts), args.episodes)
     if args.output:
-        np.save(args.output, scores)
-    print(f"{tree.root}: {args.params} on {args.episodes} held-out tracks: {scores.mean():.1f} +- {scores.std():.1f}")
+        np.save(args.output, scores if args.gas_shifts else scores[0])
+    tracks = "held-out tracks" if args.seed is None else f"tracks of --seed {args.seed}"
+    print(f"{tree.root}: {args.params} on {args.episodes} {tracks}: {scores[0].mean():.1f} +- {scores[0].std():.1f}")
+    for shift, row in zip(shifts[1:], scores[1:]):
+        paired = row - scores[0]
+        print(f"  gas bias {shift:+.2f}: {row.mean():.1f} +- {row.std():.1f}, {(row < 600).sum()} tracks below 600, "
+              f"paired {paired.mean():+.1f} +- {paired.std() / np.sqrt(len(paired)):.1f}")
 
 
 if __name__ == "__main__":
