@@ -118,3 +118,22 @@ def test_training_with_the_dashboard_from_a_zh_controller(tree, tmp_path):
     dream = run_script("control/train_controller.py", "--generations", "1", *TINY_CMA, "--dashboard", "1",
                        "--dream", "1", root=tree.root, check=False)
     assert dream.returncode == 2 and "--dashboard 1" in error_line(dream)
+
+
+def test_dashboard_sigma_widens_only_the_gauges_first_steps(tree):
+    """A warm start's tuned [z, h] weights move by --sigma, its new gauge weights by --dashboard_sigma."""
+    from worldmodels.control.training import ControllerTrainer, ControllerTrainingConfig
+
+    save_tiny_agent(tree)
+    agent = Agent.load(tree)
+    wide = agent.controller.with_dashboard(True)
+    start = wide.widen(np.random.default_rng(2).normal(size=agent.controller.num_params))
+    config = ControllerTrainingConfig(popsize=64, sigma=0.01, dashboard=1, dashboard_sigma=0.5)
+    np.random.seed(0)
+    population = np.asarray(ControllerTrainer(config, tree, agent, start).es.ask()) - start
+    gauges = np.zeros(wide.num_params, bool)
+    gauges[wide.dashboard_weights] = True
+    assert gauges.sum() == DASHBOARD_DIM * 3
+    assert 0.4 < population[:, gauges].std() < 0.6 and 0.008 < population[:, ~gauges].std() < 0.012
+    with pytest.raises(WorldModelsError, match="--dashboard_sigma needs --dashboard 1"):
+        ControllerTrainingConfig(dashboard_sigma=0.5).validate()

@@ -29,6 +29,12 @@ class ControllerConfig:
     def num_params(self) -> int:
         return self.input_dim * self.action_dim + self.action_dim  # 288 * 3 + 3 = 867 at full size (888 with d)
 
+    @property
+    def dashboard_weights(self) -> slice:
+        """Where the gauges' weights sit in the flat parameters (empty without the dashboard)."""
+        start = (self.latent_dim + self.hidden_units) * self.action_dim
+        return slice(start, self.input_dim * self.action_dim)
+
     def with_dashboard(self, dashboard: bool) -> "ControllerConfig":
         return replace(self, dashboard=bool(dashboard))
 

@@ -29,12 +29,16 @@ def global_randn(*shape: int) -> np.ndarray:
     return np.random.randn(*shape)
 
 
-def new_optimizer(mean: np.ndarray, sigma: float, popsize: int, covariance: str = "full") -> cma.CMAEvolutionStrategy:
-    """The options of every run, new or restarted from an old-format generation.
+def new_optimizer(mean: np.ndarray, sigma: float, popsize: int, covariance: str = "full",
+                  scales: np.ndarray | None = None) -> cma.CMAEvolutionStrategy:
+    """The options of every run, new or restarted from an old-format generation; `scales` multiplies `sigma`
+    coordinate by coordinate (pycma's CMA_stds).
 
     A diagonal covariance (separable CMA-ES) learns its 867 variances about n/3 times faster than the full
     matrix learns its 376k entries, and costs O(n) instead of O(n^2) per sample."""
     options = {"popsize": popsize, "randn": global_randn, "verbose": -9, "CMA_diagonal": covariance == "diagonal"}
+    if scales is not None:
+        options["CMA_stds"] = np.asarray(scales, np.float64)
     return cma.CMAEvolutionStrategy(mean, sigma, options)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from worldmodels.cli import flag, require_at_least
 from worldmodels.control.agent import Agent
+from worldmodels.control.controller import ControllerConfig
 from worldmodels.control.es_state import new_optimizer
 from worldmodels.control.generations import finished_generations, generation_summary, load_state, write_generation
 from worldmodels.control.warm_start import resolve_initial_params
@@ -38,7 +39,7 @@ REWARD_COLUMNS = ("generation", "mean", "best", "worst", "sigma", "seconds", "ev
 EVALUATION_COLUMNS = ("generation", "mean", "std", "episodes", "best_so_far", "env_steps")
 # Flags that must not change when a run resumes: they define what the saved generations mean.
 FIXED_ON_RESUME = ("popsize", "rollouts", "episode_length", "sigma", "covariance", "seed", "env_id", "init_from",
-                   "dream", "temperature", "dashboard")
+                   "dream", "temperature", "dashboard", "dashboard_sigma")
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,9 @@ class ControllerTrainingConfig:
     dashboard: int = flag(0, "1: C also reads the gauges of the frame's indicator bar (speed, ABS, steering, "
                           "gyroscope), which V's crop removes; an --init_from controller without them starts with "
                           "zero weights on them", choices=(0, 1))
+    dashboard_sigma: float = flag(0.0, "with --dashboard 1: initial step size of the gauges' weights (0: --sigma); "
+                                  "a warm start's tuned [z, h] weights want a small --sigma, its new gauge weights, "
+                                  "at zero, a larger one")
 
     def validate(self) -> "ControllerTrainingConfig":
         require_at_least(self, 1, "generations", "rollouts", "episode_length", "num_process", "envs_per_process",
@@ -80,6 +84,10 @@ class ControllerTrainingConfig:
         require_at_least(self, 2, "popsize")
         if self.sigma <= 0:
             raise WorldModelsError(f"--sigma must be > 0, got {self.sigma}")
+        if self.dashboard_sigma < 0:
+            raise WorldModelsError(f"--dashboard_sigma must be >= 0, got {self.dashboard_sigma}")
+        if self.dashboard_sigma and not self.dashboard:
+            raise WorldModelsError("--dashboard_sigma needs --dashboard 1")
         if self.temperature <= 0:
             raise WorldModelsError(f"--temperature must be > 0, got {self.temperature}")
         if self.dream and self.dashboard:
@@ -90,6 +98,15 @@ class ControllerTrainingConfig:
 def training_jobs(config: ControllerTrainingConfig, generation: int, candidates: int) -> list[EpisodeJob]:
     seeds = [derive_seed(CMA_TRAINING, config.seed, generation, r) for r in range(config.rollouts)]
     return [EpisodeJob(seed, candidate, config.max_idle_steps) for candidate in range(candidates) for seed in seeds]
+
+
+def step_scales(controller: ControllerConfig, sigma: float, dashboard_sigma: float) -> np.ndarray | None:
+    """Per-parameter multipliers of CMA-ES's initial step size: `dashboard_sigma` on the gauges' weights."""
+    if not dashboard_sigma:
+        return None
+    scales = np.ones(controller.num_params)
+    scales[controller.dashboard_weights] = dashboard_sigma / sigma
+    return scales
 
 
 def held_out_jobs(episodes: int) -> list[EpisodeJob]:
@@ -152,7 +169,8 @@ class ControllerTrainer:
             self.next_generation = done[-1] + 1
         else:
             mean = np.zeros(controller.num_params) if initial_mean is None else initial_mean.astype(np.float64)
-            self.es = new_optimizer(mean, config.sigma, config.popsize, config.covariance)
+            self.es = new_optimizer(mean, config.sigma, config.popsize, config.covariance,
+                                    step_scales(controller, config.sigma, config.dashboard_sigma))
             self.next_generation = 0
         write_json_atomic(tree.control / "config.json", {**asdict(config), "models": model_fingerprints(tree)})
         self.rewards_log = CsvLog(tree.rewards_log, REWARD_COLUMNS)
