@@ -6,6 +6,8 @@
 # but for `--dashboard`, both from the recovery phase's best mean (generation 7) and V and M unchanged:
 #   DASHBOARD=1 (default): C = tanh(W [z, h, d] + b), the 21 gauge weights start at zero
 #   DASHBOARD=0: the control arm, C on [z, h] as before
+#   DASHBOARD_SIGMA=0.1 (with DASHBOARD=1): the gauge weights' own initial step size (--dashboard_sigma);
+#   snapshots go to runs/agent-dashboard-1-s0.1/
 # Each: 16 candidates x 8 full-length episodes, the same training tracks in both arms (seed 5), sigma 0.04,
 # the mean scored on the 64 held-out tracks every 4 generations.  Re-running resumes; every SNAPSHOT_EVERY
 # generations the run is copied into runs/agent-dashboard-$DASHBOARD/ (commit it: on a new machine the same
@@ -15,16 +17,18 @@
 set -euo pipefail
 main() {  # read whole before it runs, so editing this file cannot derail a running copy
 DASHBOARD="${DASHBOARD:-1}"
-export WORLD_MODELS_HOME="${WORLD_MODELS_HOME:-$HOME/wm-dash$DASHBOARD}"
+DASHBOARD_SIGMA="${DASHBOARD_SIGMA:-0}"
+suffix=""; [ "$DASHBOARD_SIGMA" = 0 ] || suffix="-s$DASHBOARD_SIGMA"
+export WORLD_MODELS_HOME="${WORLD_MODELS_HOME:-$HOME/wm-dash$DASHBOARD$suffix}"
 BASE_HOME="${BASE_HOME:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/runs/agent-recovery}"
 BASE_PARAMS="${BASE_PARAMS:-control/best/best-params.npy}"  # relative to BASE_HOME, or an absolute path
 GENERATIONS="${GENERATIONS:-40}"
 SNAPSHOT_EVERY="${SNAPSHOT_EVERY:-4}"
-RUN_NAME="agent-dashboard-$DASHBOARD"
+RUN_NAME="agent-dashboard-$DASHBOARD$suffix"
 source "$(dirname "${BASH_SOURCE[0]}")/run-lib.sh"
 
 stage base "echo 0" -- copy_base "$BASE_HOME" "$BASE_PARAMS"
 cma "$GENERATIONS" --popsize 16 --rollouts 8 --sigma 0.04 --seed 5 --init_from base-params.npy \
-  --max_idle_steps 0 --eval_every 4 --eval_episodes 64 --dashboard "$DASHBOARD"
+  --max_idle_steps 0 --eval_every 4 --eval_episodes 64 --dashboard "$DASHBOARD" --dashboard_sigma "$DASHBOARD_SIGMA"
 }
 main "$@"
