@@ -137,3 +137,5 @@ def test_dashboard_sigma_widens_only_the_gauges_first_steps(tree):
     assert 0.4 < population[:, gauges].std() < 0.6 and 0.008 < population[:, ~gauges].std() < 0.012
     with pytest.raises(WorldModelsError, match="--dashboard_sigma needs --dashboard 1"):
         ControllerTrainingConfig(dashboard_sigma=0.5).validate()
+    with pytest.raises(WorldModelsError, match="--dashboard_sigma must be >= 0, got -0.1"):
+        ControllerTrainingConfig(dashboard=1, dashboard_sigma=-0.1).validate()

@@ -9,7 +9,7 @@ gas make the car faster or crash it?).
     WORLD_MODELS_HOME=~/wm-agent python scripts/diagnostics/held_out.py --params phase2-best-params.npy
     WORLD_MODELS_HOME=~/wm-recovery python scripts/diagnostics/held_out.py --params control/best/best-params.npy \\
         --seed 7 --gas_shifts 0.3,0.6,1.0
-    WORLD_MODELS_HOME=~/wm-dash1 python scripts/diagnostics/held_out.py --seed 7 --episodes 100 \
+    WORLD_MODELS_HOME=~/wm-dash1 python scripts/diagnostics/held_out.py --seed 7 --episodes 100 \\
         --params base-params.npy control/best/best-params.npy
 """
 
@@ -22,11 +22,11 @@ import numpy as np
 
 from worldmodels.control.agent import Agent
 from worldmodels.control.backends import open_rollouts
+from worldmodels.control.evaluation import final_test_jobs
 from worldmodels.control.rollout import EpisodeJob
 from worldmodels.control.training import held_out_jobs
 from worldmodels.data.env import DEFAULT_ENV_ID
 from worldmodels.paths import ArtifactTree, default_root
-from worldmodels.seeds import FINAL_TEST, derive_seed
 
 GAS_BIAS = -2  # the bias of C's gas output: the last three parameters are steer, gas and brake's biases
 
@@ -54,8 +54,8 @@ def main() -> None:
     variants = np.concatenate([np.stack(controllers), np.repeat(controllers[0][None], len(shifts), axis=0)])
     variants[len(controllers):, GAS_BIAS] += shifts
     names = [str(path) for path in args.params] + [f"gas bias {shift:+.2f}" for shift in args.gas_shifts]
-    seeds = ([job.seed for job in held_out_jobs(args.episodes)] if args.seed is None else
-             [derive_seed(FINAL_TEST, args.seed, index) for index in range(args.episodes)])
+    track_jobs = held_out_jobs(args.episodes) if args.seed is None else final_test_jobs(args.seed, args.episodes)
+    seeds = [job.seed for job in track_jobs]
     jobs = [EpisodeJob(seed, variant) for variant in range(len(variants)) for seed in seeds]
     with open_rollouts(agent, tree, args.num_process, 1000, DEFAULT_ENV_ID) as engine:
         results = engine.run(variants, jobs)

@@ -40,6 +40,11 @@ class EvaluationConfig:
         return self
 
 
+def final_test_jobs(seed: int, episodes: int) -> list[EpisodeJob]:
+    """The test tracks of `seed`: disjoint from every training and held-out track."""
+    return [EpisodeJob(derive_seed(FINAL_TEST, seed, index), 0) for index in range(episodes)]
+
+
 @stage("evaluate_controller", inputs=lambda config, tree: [tree.vae_models, tree.memory_models, tree.control])
 def evaluate_generation(config: EvaluationConfig, tree: ArtifactTree) -> dict:
     """Score a generation on test tracks; per-episode scores go to `control/evaluations/`."""
@@ -47,7 +52,7 @@ def evaluate_generation(config: EvaluationConfig, tree: ArtifactTree) -> dict:
     agent = Agent.load(tree)
     params, label = resolve_generation(tree, config.generation)
     params = agent.controller.check_layout(params, f"generation {label} parameters")
-    jobs = [EpisodeJob(derive_seed(FINAL_TEST, config.seed, index), 0) for index in range(config.episodes)]
+    jobs = final_test_jobs(config.seed, config.episodes)
     bar = progress(len(jobs), f"evaluating generation {label}", unit="episode")
     with open_rollouts(agent, tree, config.num_process, config.episode_length, config.env_id,
                        backend=config.backend, address=config.address) as engine:
