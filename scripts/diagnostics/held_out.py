@@ -34,8 +34,9 @@ GAS_BIAS = -2  # the bias of C's gas output: the last three parameters are steer
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, nargs="+", required=True,
-                        help="controller parameters (.npy); [z, h] ones are widened (zero gauge weights: the same "
-                             "driver) when another reads the dashboard")
+                        help="controller parameters (.npy; a relative path not found here is read from "
+                             "$WORLD_MODELS_HOME); [z, h] ones are widened (zero gauge weights: the same driver) "
+                             "when another reads the dashboard")
     parser.add_argument("--episodes", type=int, default=32, help="tracks 0 .. episodes - 1")
     parser.add_argument("--seed", type=int, help="the test tracks of this seed (evaluate_controller.py --seed), "
                                                  "not the held-out ones")
@@ -45,6 +46,10 @@ def main() -> None:
     parser.add_argument("--output", type=Path, help="write the per-track scores here (.npy, a row per variant)")
     args = parser.parse_args()
     tree = ArtifactTree(default_root())
+    args.params = [path if path.is_file() else tree.root / path for path in args.params]
+    missing = [str(path) for path in args.params if not path.is_file()]
+    if missing:
+        parser.error(f"--params {missing[0]}: no such file")
     agent = Agent.load(tree)
     controllers = [agent.controller.check_layout(np.load(path), str(path)) for path in args.params]
     wide = agent.controller.with_dashboard(True)
