@@ -17,13 +17,6 @@ from worldmodels.paths import HOME_VARIABLE, ArtifactTree
 REPO = Path(__file__).resolve().parents[1]
 
 
-def pytest_xdist_auto_num_workers(config) -> int:
-    """One test process per core plus one (at most 4): a test mostly waits while the stage script it started
-    runs, so with one per core a core sits idle between a script's end and the next one's start."""
-    cores = len(os.sched_getaffinity(0))
-    return int(os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", min(cores + 1, 4)))
-
-
 @pytest.fixture
 def tree(tmp_path, monkeypatch) -> ArtifactTree:
     root = tmp_path / "experiments"
