@@ -4,6 +4,7 @@ machine allows it), and by injecting ENOSPC at the write calls everywhere."""
 
 import csv
 import errno
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,13 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import error_line, run_script
+from conftest import error_line, run_script as run_in_process
 from helpers import save_tiny_agent, synthetic_episode
 from worldmodels.control.generations import finished_generations
 from worldmodels.data.episode import list_episodes, read_tfrecord, write_tfrecord
 from worldmodels.errors import failed_write
 from worldmodels.files import TEMP_PREFIX, CsvLog
 from worldmodels.paths import ArtifactTree
+
+# Each stage in its own interpreter: a failed write ends it with os._exit.
+run_script = functools.partial(run_in_process, isolated=True)
 
 TINY_CMA = ("--popsize", "4", "--rollouts", "1", "--episode_length", "20", "--num_process", "1",
             "--eval_every", "100")

@@ -6,6 +6,7 @@ fresh process with $WORLD_MODELS_CPU_DEVICES=2, as a user without GPUs would run
 """
 
 import csv
+import functools
 import json
 import os
 import subprocess
@@ -15,13 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, run_script
+from conftest import REPO, run_script as run_in_process
 from helpers import synthetic_episode, write_synthetic_latents
 from worldmodels.checkpoints import CPU_DEVICES_VARIABLE, split_cpu, training_strategy
 from worldmodels.data.episode import episode_filename, write_tfrecord
 from worldmodels.errors import WorldModelsError
 from worldmodels.memory.mdn_rnn import load_mdn_rnn
 from worldmodels.paths import ArtifactTree
+
+run_script = functools.partial(run_in_process, isolated=True)  # the CPU splits only in a fresh process
 
 TWO_CPUS = {CPU_DEVICES_VARIABLE: "2"}
 # 16 frames in batches of 5: the last batch is one frame, so one replica's share of it is empty.

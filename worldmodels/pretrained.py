@@ -73,10 +73,13 @@ def agent_files(tree: ArtifactTree, generation: str) -> tuple[int, list[Path]]:
     return number, files
 
 
-def export_archive(tree: ArtifactTree, generation: str, output: Path) -> dict:
-    """Write a gzip tar of the agent plus `manifest.json` with the SHA-256 of every file."""
+def export_archive(tree: ArtifactTree, generation: str, output: Path, best_params: Path | None = None) -> dict:
+    """Write a gzip tar of the agent plus `manifest.json` with the SHA-256 of every file; `best_params`
+    replaces `control/best/` with parameters chosen outside the run (e.g. `average_means.py`'s)."""
     number, files = agent_files(tree, generation)
     contents = {path.relative_to(tree.root).as_posix(): path.read_bytes() for path in files}
+    if best_params is not None:
+        contents.update(_chosen_best(tree, number, Path(best_params)))
     manifest = {"format": FORMAT, "generation": number, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "files": {name: _sha256(data) for name, data in contents.items()}}
     with atomic_path(Path(output)) as temp:
@@ -86,6 +89,20 @@ def export_archive(tree: ArtifactTree, generation: str, output: Path) -> dict:
                 info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
                 archive.addfile(info, io.BytesIO(data))
     return manifest
+
+
+def _chosen_best(tree: ArtifactTree, number: int, path: Path) -> dict[str, bytes]:
+    """`control/best/` holding `path`'s parameters (checked against the generation's layout) and a best.json
+    naming where they came from."""
+    from worldmodels.control.generations import load_params
+
+    params, reference = load_params(path), load_params(tree.generation(number) / "mean-params.npy")
+    if params.shape != reference.shape:
+        raise WorldModelsError(f"--best_params {path}: {params.size} parameters, but generation {number}'s "
+                               f"controller has {reference.size}")
+    best = tree.best_controller.relative_to(tree.root).as_posix()
+    summary = {"generation": number, "params": path.name}
+    return {f"{best}/best-params.npy": path.read_bytes(), f"{best}/best.json": json.dumps(summary, indent=2).encode()}
 
 
 def verified_contents(archive_path: Path) -> tuple[dict, dict[str, bytes]]:
@@ -216,6 +233,8 @@ def main(argv: list[str] | None = None) -> None:
     export = commands.add_parser("export", help="write a generation's agent as one archive")
     export.add_argument("--generation", default="max", help="a number, or 'max' for the newest")
     export.add_argument("--output", default="worldmodels-agent.tar.gz")
+    export.add_argument("--best_params", type=Path, help="ship these parameters (.npy) as the best controller "
+                                                         "instead of control/best/, e.g. averaged means")
     install = commands.add_parser("install", help="download, verify and unpack an archive")
     install.add_argument("source", nargs="?", default="",
                          help=f"URL, s3:// location or path (default: ${SOURCE_VARIABLE}, else the archive shipped "
@@ -224,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     tree = ArtifactTree.from_env()
     if args.command == "export":
-        manifest = export_archive(tree, args.generation, Path(args.output))
+        manifest = export_archive(tree, args.generation, Path(args.output), args.best_params)
         print(f"exported generation {manifest['generation']} ({len(manifest['files'])} files) -> {args.output}")
     else:
         source, sha256 = (args.source, args.sha256) if args.source else default_source()

@@ -109,3 +109,25 @@ def resolve_generation(tree: ArtifactTree, generation: str) -> tuple[np.ndarray,
 
 def generation_summary(tree: ArtifactTree, number: int) -> dict:
     return read_json(tree.generation(number) / "generation.json")
+
+
+def parse_generation_span(text: str) -> list[int]:
+    """'12-15' -> [12, 13, 14, 15]; '9' -> [9]."""
+    first, _, last = text.partition("-")
+    if not first.isdigit() or not (last or first).isdigit() or int(last or first) < int(first):
+        raise WorldModelsError(f"generations must be N or FIRST-LAST with FIRST <= LAST, got {text!r}")
+    return list(range(int(first), int(last or first) + 1))
+
+
+def average_means(tree: ArtifactTree, numbers: list[int]) -> np.ndarray:
+    """The average of these generations' CMA-ES means: the mean drifts on noisy fitness each generation, and
+    averaging a few keeps the direction they share while the noise cancels (docs/agent-recipe.md)."""
+    available = set(finished_generations(tree))
+    missing = [number for number in numbers if number not in available]
+    if missing:
+        raise WorldModelsError(f"{tree.generation(missing[0])}: generation {missing[0]} does not exist")
+    means = [load_params(tree.generation(number) / "mean-params.npy") for number in numbers]
+    if len({mean.shape for mean in means}) > 1:
+        raise WorldModelsError(f"generations {numbers[0]}-{numbers[-1]} have means of different sizes "
+                               f"({sorted({mean.size for mean in means})}): not one CMA-ES run")
+    return np.mean(np.stack(means), axis=0)  # in the means' own float32, as the shipped average was made
