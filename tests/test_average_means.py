@@ -10,7 +10,7 @@ import pytest
 
 from conftest import error_line, run_script
 from helpers import train_tiny_controller
-from worldmodels.control.generations import parse_generation_span
+from worldmodels.control.generations import average_means, parse_generation_span
 from worldmodels.errors import WorldModelsError
 
 
@@ -39,7 +39,7 @@ def test_average_of_the_chosen_generations_means(three_generations, tmp_path):
     assert not (tmp_path / "x.npy").exists()
 
 
-@pytest.mark.parametrize("text, expected", [("12-15", [12, 13, 14, 15]), ("9", [9]), ("15-12", None), ("a-3", None)])
+@pytest.mark.parametrize("text, expected", [("12-15", [12, 13, 14, 15]), ("9", [9]), ("15-12", None), ("a-3", None), ("5-", None)])
 def test_generation_spans(text, expected):
     if expected is None:
         with pytest.raises(WorldModelsError, match="FIRST-LAST"):
@@ -68,3 +68,12 @@ def test_export_ships_chosen_params_as_the_best_controller(three_generations, tm
                          str(tmp_path / "refused.tar.gz"), root=tree.root, check=False)
     assert "--best_params" in error_line(refused) and "5 parameters" in error_line(refused)
     assert not (tmp_path / "refused.tar.gz").exists()
+
+
+def test_means_of_different_runs_are_refused(tree):
+    for number, size in ((0, 3), (1, 4)):  # e.g. a [z, h] run's generation beside a dashboard run's
+        folder = tree.generation(number)
+        folder.mkdir(parents=True)
+        np.save(folder / "mean-params.npy", np.zeros(size, np.float32))
+    with pytest.raises(WorldModelsError, match=r"different sizes \(\[3, 4\]\): not one CMA-ES run"):
+        average_means(tree, [0, 1])

@@ -113,10 +113,11 @@ def generation_summary(tree: ArtifactTree, number: int) -> dict:
 
 def parse_generation_span(text: str) -> list[int]:
     """'12-15' -> [12, 13, 14, 15]; '9' -> [9]."""
-    first, _, last = text.partition("-")
-    if not first.isdigit() or not (last or first).isdigit() or int(last or first) < int(first):
+    first, dash, last = text.partition("-")
+    last = last if dash else first
+    if not first.isdigit() or not last.isdigit() or int(last) < int(first):
         raise WorldModelsError(f"generations must be N or FIRST-LAST with FIRST <= LAST, got {text!r}")
-    return list(range(int(first), int(last or first) + 1))
+    return list(range(int(first), int(last) + 1))
 
 
 def average_means(tree: ArtifactTree, numbers: list[int]) -> np.ndarray:
